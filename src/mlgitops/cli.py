@@ -1,0 +1,204 @@
+"""`mlgitops <command>`: the commands that Make targets and workflows call."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+from pathlib import Path
+
+from mlgitops.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+def _data_fetch(args: argparse.Namespace) -> int:
+    from mlgitops.data import DataError, fetch_raw_data
+
+    try:
+        source = fetch_raw_data(args.repo)
+    except DataError as error:
+        logger.error("%s", error)
+        return 1
+    print(f"raw data ready (from {source})")
+    return 0
+
+
+def _data_materialize(args: argparse.Namespace) -> int:
+    from mlgitops.data import write_default_dataset
+
+    print(f"wrote {write_default_dataset(args.output)}")
+    return 0
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    from mlgitops.config import ParamsError, load_params
+
+    try:
+        params = load_params(args.params)
+        metrics = json.loads(args.metrics.read_text(encoding="utf-8"))
+    except (ParamsError, FileNotFoundError, json.JSONDecodeError) as error:
+        logger.error("cannot show metrics: %s (run `make repro` first)", error)
+        return 1
+    print(format_metrics(metrics, headline=params.evaluate.headline))
+    return 0
+
+
+def format_metrics(metrics: dict, *, headline: tuple[str, ...]) -> str:
+    """A small table: headline metrics first, with their confidence intervals."""
+    names = [
+        *headline,
+        *(k for k, v in metrics.items() if k not in headline and isinstance(v, float)),
+    ]
+    width = max(len(name) for name in names)
+    confidence = next(iter(metrics.get("ci", {}).values()), {}).get("confidence", 0.95)
+    lines = [f"{'metric':<{width}}  {'value':>9}  {confidence:.0%} interval"]
+    for name in names:
+        value = metrics.get(name)
+        interval = metrics.get("ci", {}).get(name)
+        shown = "n/a" if value is None else f"{value:.4f}"
+        bounds = f"[{interval['low']:.4f}, {interval['high']:.4f}]" if interval else ""
+        lines.append(f"{name:<{width}}  {shown:>9}  {bounds}")
+    lines.append(f"(on {metrics.get('test_rows', '?')} test rows)")
+    return "\n".join(lines)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a PR number is a positive integer, nothing else."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mlgitops.config import ParamsError
+    from mlgitops.report.build import build, load_inputs, write
+    from mlgitops.report.revisions import RevisionError, merge_base
+
+    repo = args.repo.resolve()
+    try:
+        base = args.base or merge_base(repo, args.main_branch)
+        inputs = load_inputs(
+            repo,
+            base,
+            args.params,
+            pr_number=args.pr_number,
+            deployments=args.deployments,
+            environ=dict(os.environ),
+        )
+        report, markdown = build(inputs)
+    except (RevisionError, ParamsError, FileNotFoundError) as error:
+        logger.error("cannot build the report: %s", error)
+        return 1
+    written = write(report, markdown, args.output_dir, repo)
+    verdict = report["verdict"]
+    print(
+        f"wrote {len(written)} files to {args.output_dir}/ "
+        f"(gate {'passed' if verdict['passed'] else 'failed'}, mode {verdict['mode']})"
+    )
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    try:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+        verdict = report["verdict"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError) as error:
+        logger.error(
+            "cannot read the gate verdict from %s: %s (run `mlgitops report`)", args.report, error
+        )
+        return 1
+    for rule in verdict["rules"]:
+        print(f"{rule['status'].upper():8} {rule['rule']} ({rule['against']}): {rule['detail']}")
+    if verdict["passed"]:
+        print("gate passed")
+        return 0
+    if verdict["mode"] == "advisory":
+        print("gate failed, but mode is advisory: not blocking")
+        return 0
+    print("gate FAILED")
+    return 1
+
+
+def _comment_target(args: argparse.Namespace) -> int:
+    try:
+        report = json.loads(args.report.read_text(encoding="utf-8"))
+        raw = report["pr_number"]
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError) as error:
+        logger.error("%s has no readable pr_number: %s", args.report, error)
+        return 1
+    # The artifact comes from a run on untrusted code: accept only a positive integer.
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        logger.error("refusing PR number %r from %s: expected a positive integer", raw, args.report)
+        return 1
+    line = f"pr_number={raw}"
+    output = os.environ.get("GITHUB_OUTPUT")
+    if output:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+    print(line)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlgitops", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="get the raw data").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
+    fetch = data.add_parser(
+        "fetch",
+        help="`dvc pull` the raw data; with no reachable remote, write it from the package",
+    )
+    fetch.add_argument("--repo", type=Path, default=Path("."), help="project root")
+    fetch.set_defaults(handler=_data_fetch)
+    materialize = data.add_parser(
+        "materialize", help="write the default dataset from the palmerpenguins package"
+    )
+    materialize.add_argument("--output", type=Path, default=Path("data/raw.csv"))
+    materialize.set_defaults(handler=_data_materialize)
+
+    metrics = commands.add_parser("metrics", help="print the headline metrics of the workspace")
+    metrics.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+    metrics.add_argument("--params", type=Path, default=Path("params.yaml"))
+    metrics.set_defaults(handler=_metrics)
+
+    report = commands.add_parser(
+        "report", help="compare the workspace with a base revision: report.md, report.json, PNGs"
+    )
+    report.add_argument("--base", help="base revision (default: merge-base with the main branch)")
+    report.add_argument("--main-branch", default="main", help="for the default --base")
+    report.add_argument("--output-dir", type=Path, default=Path("report"))
+    report.add_argument("--pr-number", type=positive_int, help="recorded for the comment job")
+    report.add_argument("--params", type=Path, default=Path("params.yaml"))
+    report.add_argument("--repo", type=Path, default=Path("."))
+    report.add_argument(
+        "--deployments",
+        type=Path,
+        default=Path("deployments.jsonl"),
+        help="deployment record (JSON lines); its last serving entry is the champion",
+    )
+    report.set_defaults(handler=_report)
+
+    gate = commands.add_parser("gate", help="print the gate verdict; exit 1 when it blocks")
+    gate.add_argument("--report", type=Path, default=Path("report/report.json"))
+    gate.set_defaults(handler=_gate)
+
+    target = commands.add_parser(
+        "comment-target", help="validate the PR number in report.json and output it"
+    )
+    target.add_argument("--report", type=Path, default=Path("report/report.json"))
+    target.set_defaults(handler=_comment_target)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging()
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,395 @@
+"""The only reader of `params.yaml`: frozen, typed sections that reject unknown keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_PARAMS_PATH = Path("params.yaml")
+
+Task = Literal["classification", "regression"]
+Dtype = Literal["float", "int", "category", "bool", "string", "date"]
+Role = Literal["feature", "target", "identifier", "personal", "ignored"]
+
+FEATURE_DTYPES: frozenset[str] = frozenset({"float", "int", "category", "bool"})
+NUMERIC_DTYPES: frozenset[str] = frozenset({"float", "int"})
+
+CLASSIFICATION_METRICS: tuple[str, ...] = (
+    "accuracy_score",
+    "balanced_accuracy_score",
+    "macro_f1_score",
+    "roc_auc_ovr_score",
+    "log_loss",
+)
+REGRESSION_METRICS: tuple[str, ...] = (
+    "r2_score",
+    "mean_absolute_error",
+    "root_mean_squared_error",
+)
+METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
+    "classification": CLASSIFICATION_METRICS,
+    "regression": REGRESSION_METRICS,
+}
+
+
+class ParamsError(ValueError):
+    """`params.yaml` is missing, unreadable or does not match the typed sections."""
+
+
+class Section(BaseModel):
+    """A frozen params section that rejects unknown keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- contract -----------------------------------------------------------------------------
+
+
+class ColumnSpec(Section):
+    """One column of the raw table: its type, its role and what values it may hold."""
+
+    dtype: Dtype
+    role: Role = "feature"
+    description: str = ""
+    nullable: bool = False
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = None
+    # What the service does with a category it has never seen; training data always rejects it.
+    on_unknown: Literal["reject", "map_to_unknown"] = "reject"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnSpec:
+        if self.dtype == "category" and not self.categories:
+            raise ValueError("a 'category' column needs a non-empty 'categories' list")
+        if self.categories is not None and self.dtype != "category":
+            raise ValueError(
+                f"'categories' is only allowed with dtype 'category', got '{self.dtype}'"
+            )
+        if (self.min is not None or self.max is not None) and self.dtype not in NUMERIC_DTYPES:
+            raise ValueError(
+                f"'min'/'max' are only allowed on float or int columns, got '{self.dtype}'"
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({self.min}) is greater than 'max' ({self.max})")
+        if self.role == "feature" and self.dtype not in FEATURE_DTYPES:
+            raise ValueError(
+                f"a feature must have dtype one of {sorted(FEATURE_DTYPES)}, got '{self.dtype}'; "
+                "declare free text as role 'personal' and dates as role 'ignored'"
+            )
+        return self
+
+
+class ContractParams(Section):
+    """The data contract: every column of the raw table, the target and the task."""
+
+    task: Task
+    strict: bool = True
+    columns: dict[str, ColumnSpec]
+
+    @model_validator(mode="after")
+    def _one_target(self) -> ContractParams:
+        targets = [name for name, spec in self.columns.items() if spec.role == "target"]
+        if len(targets) != 1:
+            raise ValueError(f"exactly one column must have role 'target', got {targets}")
+        target_spec = self.columns[targets[0]]
+        if target_spec.nullable:
+            raise ValueError(f"the target column '{targets[0]}' cannot be nullable")
+        if self.task == "classification" and target_spec.dtype not in {"category", "bool", "int"}:
+            raise ValueError(
+                f"a classification target must be category, bool or int, got '{target_spec.dtype}'"
+            )
+        if self.task == "regression" and target_spec.dtype not in NUMERIC_DTYPES:
+            raise ValueError(f"a regression target must be float or int, got '{target_spec.dtype}'")
+        if not self.features:
+            raise ValueError("the contract declares no column with role 'feature'")
+        return self
+
+    def _with_role(self, role: Role) -> tuple[str, ...]:
+        return tuple(name for name, spec in self.columns.items() if spec.role == role)
+
+    @property
+    def target(self) -> str:
+        return self._with_role("target")[0]
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self._with_role("feature")
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        return self._with_role("identifier")
+
+    @property
+    def personal(self) -> tuple[str, ...]:
+        return self._with_role("personal")
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(c for c in self.features if self.columns[c].dtype in NUMERIC_DTYPES)
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        return tuple(c for c in self.features if self.columns[c].dtype not in NUMERIC_DTYPES)
+
+
+# --- stages -------------------------------------------------------------------------------
+
+
+class ValidateParams(Section):
+    """How the validate stage reports violations."""
+
+    examples_per_failure: Annotated[int, Field(ge=1, le=100)] = 5
+
+
+class SplitParams(Section):
+    """How rows are split into train and test."""
+
+    method: Literal["random", "time"] = "random"
+    test_size: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    stratify: bool = True
+    time_column: str | None = None
+
+    @model_validator(mode="after")
+    def _time_needs_column(self) -> SplitParams:
+        if self.method == "time" and not self.time_column:
+            raise ValueError("split method 'time' needs 'time_column'")
+        return self
+
+
+class PrepareParams(Section):
+    """Cleaning and the train/test split."""
+
+    split: SplitParams = SplitParams()
+    drop_duplicate_rows: bool = True
+
+
+class LogisticRegressionParams(Section):
+    name: Literal["logistic_regression"]
+    C: Annotated[float, Field(gt=0)] = 1.0
+    max_iter: Annotated[int, Field(ge=1)] = 1000
+    class_weight: Literal["balanced"] | None = None
+
+
+class RidgeParams(Section):
+    name: Literal["ridge"]
+    alpha: Annotated[float, Field(ge=0)] = 1.0
+
+
+class RandomForestParams(Section):
+    name: Literal["random_forest"]
+    n_estimators: Annotated[int, Field(ge=1)] = 200
+    max_depth: Annotated[int, Field(ge=1)] | None = None
+    min_samples_leaf: Annotated[int, Field(ge=1)] = 1
+    max_features: Literal["sqrt", "log2"] | Annotated[float, Field(gt=0, le=1)] | None = "sqrt"
+    class_weight: Literal["balanced"] | None = None
+    n_jobs: int = 1
+
+
+class HistGradientBoostingParams(Section):
+    name: Literal["hist_gradient_boosting"]
+    learning_rate: Annotated[float, Field(gt=0)] = 0.1
+    max_iter: Annotated[int, Field(ge=1)] = 100
+    max_leaf_nodes: Annotated[int, Field(ge=2)] | None = 31
+    max_depth: Annotated[int, Field(ge=1)] | None = None
+    min_samples_leaf: Annotated[int, Field(ge=1)] = 20
+    l2_regularization: Annotated[float, Field(ge=0)] = 0.0
+    class_weight: Literal["balanced"] | None = None
+
+
+EstimatorParams = Annotated[
+    LogisticRegressionParams | RidgeParams | RandomForestParams | HistGradientBoostingParams,
+    Field(discriminator="name"),
+]
+
+ESTIMATOR_TASKS: dict[str, frozenset[str]] = {
+    "logistic_regression": frozenset({"classification"}),
+    "ridge": frozenset({"regression"}),
+    "random_forest": frozenset({"classification", "regression"}),
+    "hist_gradient_boosting": frozenset({"classification", "regression"}),
+}
+
+
+class TrainParams(Section):
+    """The estimator, its hyperparameters and the features derived inside the model."""
+
+    estimator: EstimatorParams
+    # Name -> pandas expression over raw columns (backticks around names with spaces).
+    derived_features: dict[str, str] = {}
+
+
+class BootstrapParams(Section):
+    n_resamples: Annotated[int, Field(ge=100)] = 1000
+    confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+
+
+class EvaluateParams(Section):
+    """Which metrics lead the report, their confidence intervals, slices and plots."""
+
+    headline: tuple[str, ...]
+    bootstrap: BootstrapParams = BootstrapParams()
+    slices: tuple[str, ...] = ()
+    calibration_bins: Annotated[int, Field(ge=2, le=50)] = 10
+
+
+class ExplainParams(Section):
+    """How many test rows are explained and how many background rows the explainer uses."""
+
+    max_rows: Annotated[int, Field(ge=1)] = 500
+    background_rows: Annotated[int, Field(ge=1)] = 100
+
+
+class RegressionLimit(Section):
+    """How much worse than the comparison a metric may get: an absolute or a relative amount."""
+
+    absolute: Annotated[float, Field(ge=0)] | None = None
+    relative: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RegressionLimit:
+        if (self.absolute is None) == (self.relative is None):
+            raise ValueError("give exactly one of 'absolute' or 'relative'")
+        return self
+
+
+class NonInferiority(Section):
+    """Fail only when the whole confidence interval is worse than the comparison by `margin`."""
+
+    margin: Annotated[float, Field(ge=0)] = 0.0
+
+
+class GatesParams(Section):
+    """The quality gate a pull request must pass. Directions come from the metric names."""
+
+    mode: Literal["enforce", "advisory"] = "enforce"
+    # Absolute bounds: a minimum for *_score metrics, a maximum for *_error and *_loss.
+    floors: dict[str, float] = {}
+    max_regression: dict[str, RegressionLimit] = {}
+    non_inferiority: dict[str, NonInferiority] = {}
+    latency_budget_ms_per_row: Annotated[float, Field(gt=0)] | None = None
+
+
+class Params(Section):
+    """Everything in `params.yaml`."""
+
+    seed: int
+    contract: ContractParams
+    # Every stage's section is required: DVC refuses a stage whose params section is absent.
+    validate_: ValidateParams = Field(alias="validate")
+    prepare: PrepareParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    explain: ExplainParams
+    gates: GatesParams = GatesParams()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Params:
+        contract = self.contract
+        task = contract.task
+        estimator = self.train.estimator.name
+        if task not in ESTIMATOR_TASKS[estimator]:
+            raise ValueError(
+                f"train.estimator.name '{estimator}' does not support task '{task}'; "
+                f"for {task} use one of "
+                f"{sorted(n for n, tasks in ESTIMATOR_TASKS.items() if task in tasks)}"
+            )
+        allowed = METRICS_BY_TASK[task]
+        unknown = [m for m in self.evaluate.headline if m not in allowed]
+        if unknown or not self.evaluate.headline:
+            raise ValueError(
+                f"evaluate.headline must name metrics of a {task} task {list(allowed)}, "
+                f"got {unknown or 'none'}"
+            )
+        for column in self.evaluate.slices:
+            spec = contract.columns.get(column)
+            if spec is None or spec.dtype not in {"category", "bool"}:
+                raise ValueError(
+                    f"evaluate.slices: '{column}' must be a category or bool column of the contract"
+                )
+        time_column = self.prepare.split.time_column
+        if time_column is not None:
+            spec = contract.columns.get(time_column)
+            if spec is None or spec.dtype != "date":
+                raise ValueError(
+                    f"prepare.split.time_column: '{time_column}' must be a date column "
+                    "of the contract"
+                )
+        for rule in ("floors", "max_regression", "non_inferiority"):
+            for metric in getattr(self.gates, rule):
+                if metric not in allowed:
+                    raise ValueError(
+                        f"gates.{rule}.{metric}: not a metric of a {task} task {list(allowed)}"
+                    )
+        for metric in self.gates.non_inferiority:
+            if metric not in self.evaluate.headline:
+                raise ValueError(
+                    f"gates.non_inferiority.{metric}: needs a confidence interval, so it must "
+                    f"be one of evaluate.headline {list(self.evaluate.headline)}"
+                )
+        clashes = set(self.train.derived_features) & set(contract.columns)
+        if clashes:
+            raise ValueError(f"train.derived_features reuse raw column names: {sorted(clashes)}")
+        return self
+
+    @property
+    def validate(self) -> ValidateParams:  # type: ignore[override]
+        return self.validate_
+
+
+def _format_errors(error: ValidationError, source: str) -> str:
+    lines = [f"{source} does not match the expected params ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        parts = [str(part) for part in item["loc"]]
+        # A discriminated union puts the chosen variant's tag in the location; drop it.
+        parts = [
+            part
+            for i, part in enumerate(parts)
+            if not (i and parts[i - 1] == "estimator" and part in ESTIMATOR_TASKS)
+        ]
+        location = ".".join("validate" if part == "validate_" else part for part in parts)
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (is it a typo?)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        else:
+            message = item["msg"]
+            if "input" in item and item["type"] not in {"value_error", "assertion_error"}:
+                message += f", got {item['input']!r}"
+        lines.append(f"  - {location or '<top level>'}: {message}")
+    return "\n".join(lines)
+
+
+def parse_params(raw: object, *, source: str = "params") -> Params:
+    """Validate an already-loaded params mapping.
+
+    Raises:
+        ParamsError: naming every key that is unknown, missing or of the wrong type.
+    """
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ParamsError(_format_errors(error, source)) from None
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS_PATH) -> Params:
+    """Read and validate `params.yaml`.
+
+    Raises:
+        ParamsError: when the file is missing, is not YAML, or does not match the sections.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path} not found; run from the project root") from None
+    except yaml.YAMLError as error:
+        raise ParamsError(f"{path} is not valid YAML: {error}") from None
+    return parse_params(raw, source=str(path))

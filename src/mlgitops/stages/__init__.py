@@ -1,0 +1,1 @@
+"""The DVC pipeline stages, one module each; `dvc.yaml` wires them together."""

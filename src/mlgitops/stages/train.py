@@ -1,0 +1,141 @@
+"""Stage `train`: fit one scikit-learn Pipeline (derivation, preprocessing, estimator)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import joblib
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+
+from mlgitops.config import (
+    ContractParams,
+    EstimatorParams,
+    HistGradientBoostingParams,
+    LogisticRegressionParams,
+    RandomForestParams,
+    RidgeParams,
+    TrainParams,
+    load_params,
+)
+from mlgitops.contract import feature_frame, load_valid_table, target_series
+from mlgitops.features import DerivedFeatures, as_float, as_text
+from mlgitops.stages.common import run_stage, stage_parser
+
+logger = logging.getLogger(__name__)
+
+
+def build_estimator(estimator: EstimatorParams, *, task: str, seed: int) -> BaseEstimator:
+    """The estimator named in params, with its hyperparameters and the seed."""
+    options = estimator.model_dump(exclude={"name"})
+    classification = task == "classification"
+    match estimator:
+        case LogisticRegressionParams():
+            return LogisticRegression(random_state=seed, **options)
+        case RidgeParams():
+            return Ridge(random_state=seed, **options)
+        case RandomForestParams():
+            if not classification:
+                options.pop("class_weight")
+            cls = RandomForestClassifier if classification else RandomForestRegressor
+            return cls(random_state=seed, **options)
+        case HistGradientBoostingParams():
+            if not classification:
+                options.pop("class_weight")
+            cls = (
+                HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+            )
+            # Early stopping carves a validation set out of the data; keep training explicit.
+            return cls(random_state=seed, early_stopping=False, **options)
+    raise ValueError(f"unsupported estimator {estimator!r}")  # pragma: no cover
+
+
+def build_pipeline(contract: ContractParams, train: TrainParams, *, seed: int) -> Pipeline:
+    """Derived features, then imputation, scaling and one-hot encoding, then the estimator.
+
+    Everything a prediction needs lives in this one object, so the service cannot preprocess
+    differently from training.
+    """
+    numeric = [*contract.numeric_features, *train.derived_features]
+    categorical = list(contract.categorical_features)
+    transformers = []
+    if numeric:
+        transformers.append(
+            (
+                "numeric",
+                make_pipeline(
+                    FunctionTransformer(as_float, feature_names_out="one-to-one"),
+                    SimpleImputer(strategy="median"),
+                    StandardScaler(),
+                ),
+                numeric,
+            )
+        )
+    if categorical:
+        transformers.append(
+            (
+                "categorical",
+                make_pipeline(
+                    FunctionTransformer(as_text, feature_names_out="one-to-one"),
+                    SimpleImputer(strategy="constant", fill_value="(missing)"),
+                    OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                ),
+                categorical,
+            )
+        )
+    preprocess = ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+    return Pipeline(
+        [
+            ("derive", DerivedFeatures(dict(train.derived_features))),
+            ("preprocess", preprocess),
+            ("estimator", build_estimator(train.estimator, task=contract.task, seed=seed)),
+        ]
+    )
+
+
+def fit(
+    frame: pd.DataFrame, *, contract: ContractParams, train: TrainParams, seed: int
+) -> Pipeline:
+    """Fit the pipeline on the feature columns of `frame` against its target column."""
+    pipeline = build_pipeline(contract, train, seed=seed)
+    pipeline.fit(feature_frame(frame, contract), target_series(frame, contract))
+    return pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--train", type=Path, required=True, help="training rows (CSV)")
+    parser.add_argument("--model", type=Path, required=True, help="output: the fitted pipeline")
+    args = parser.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        frame = load_valid_table(args.train, params.contract)
+        model = fit(frame, contract=params.contract, train=params.train, seed=params.seed)
+        args.model.parent.mkdir(parents=True, exist_ok=True)
+        joblib.dump(model, args.model)
+        logger.info(
+            "trained %s on %d rows x %d features -> %s",
+            params.train.estimator.name,
+            len(frame),
+            len(params.contract.features),
+            args.model,
+        )
+
+    return run_stage("train", body)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

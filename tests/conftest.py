@@ -1,0 +1,112 @@
+"""Shared fixtures: the project root, the seed, params, the raw data and project copies."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mlgitops.config import Params, load_params
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "data", "model", "pipeline")
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its tier, taken from the folder it lives in."""
+    for item in items:
+        relative = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests")
+        if relative.parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, relative.parts[0]))
+
+
+@pytest.fixture(scope="session")
+def seed() -> int:
+    """The one seed every test that needs randomness takes."""
+    return 20261130
+
+
+@pytest.fixture(scope="session")
+def params() -> Params:
+    """The project's own params.yaml."""
+    return load_params(PROJECT_ROOT / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def raw_data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default raw table, written from the registry package as `make data` does offline."""
+    from mlgitops.data import write_default_dataset
+
+    return write_default_dataset(tmp_path_factory.mktemp("raw") / "raw.csv")
+
+
+@pytest.fixture(scope="session")
+def raw_text(raw_data_path: Path) -> pd.DataFrame:
+    """The raw table as text cells, the way the pipeline reads it."""
+    from mlgitops.contract import read_table
+
+    return read_table(raw_data_path)
+
+
+def _tracked_files(root: Path) -> list[str]:
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [name for name in listed.split("\0") if name and (root / name).is_file()]
+
+
+def run(command: list[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command with the test interpreter's bin directory first on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+        )
+    return result
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Callable[..., Path]:
+    """A copy of the project as a fresh clone would have it, in its own git repository.
+
+    Its DVC remote points at an empty folder, so the raw data comes from the package.
+    """
+
+    def make(name: str = "project") -> Path:
+        target = tmp_path / name
+        for relative in _tracked_files(PROJECT_ROOT):
+            destination = target / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_ROOT / relative, destination)
+        run(["git", "init", "-q", "-b", "main"], target)
+        run(["git", "add", "-A"], target)
+        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
+        run(
+            [
+                "dvc",
+                "remote",
+                "modify",
+                "--local",
+                "local",
+                "url",
+                str(tmp_path / f"{name}-remote"),
+            ],
+            target,
+        )
+        return target
+
+    return make
