@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv data repro metrics test test-fast lint format lock bench-pipeline clean
+.PHONY: help venv data repro metrics report gate test test-fast lint format lock bench-pipeline clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ repro: data ## Run the pipeline (only stages whose inputs changed) and print the
 
 metrics: $(STAMP) ## Print the headline metrics of the workspace
 	mlgitops metrics
+
+report: $(STAMP) ## PR report vs BASE (default: merge-base with main) into report/
+	mlgitops report $(if $(BASE),--base $(BASE))
+
+gate: $(STAMP) ## The quality gate's verdict on report/report.json (exit 1 when it blocks)
+	mlgitops gate
 
 test: $(STAMP) node_modules/.installed ## Run every test, slow ones included
 	pytest

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers import PROJECT_ROOT, run, tracked_files
 from mlgitops.config import Params, load_params
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-TIERS = ("unit", "data", "model", "pipeline")
+TIERS = ("unit", "data", "model", "pipeline", "workflows")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -56,29 +54,6 @@ def raw_text(raw_data_path: Path) -> pd.DataFrame:
     return read_table(raw_data_path)
 
 
-def _tracked_files(root: Path) -> list[str]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return [name for name in listed.split("\0") if name and (root / name).is_file()]
-
-
-def run(command: list[str], cwd: Path, *, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command with the test interpreter's bin directory first on PATH."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(command)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-        )
-    return result
-
-
 @pytest.fixture
 def project_copy(tmp_path: Path) -> Callable[..., Path]:
     """A copy of the project as a fresh clone would have it, in its own git repository.
@@ -88,7 +63,7 @@ def project_copy(tmp_path: Path) -> Callable[..., Path]:
 
     def make(name: str = "project") -> Path:
         target = tmp_path / name
-        for relative in _tracked_files(PROJECT_ROOT):
+        for relative in tracked_files(PROJECT_ROOT):
             destination = target / relative
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(PROJECT_ROOT / relative, destination)

@@ -122,17 +122,22 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _comment_target(args: argparse.Namespace) -> int:
+    from mlgitops.report.target import TargetError, pr_number_from_report, verify_pull_request
+
     try:
-        report = json.loads(args.report.read_text(encoding="utf-8"))
-        raw = report["pr_number"]
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, TypeError) as error:
-        logger.error("%s has no readable pr_number: %s", args.report, error)
+        number = pr_number_from_report(args.report)
+        if args.head_sha:
+            verify_pull_request(
+                number,
+                head_sha=args.head_sha,
+                repository=args.repository or os.environ.get("GITHUB_REPOSITORY", ""),
+                token=os.environ.get("GITHUB_TOKEN", ""),
+                api_url=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+            )
+    except TargetError as error:
+        logger.error("refusing to comment: %s", error)
         return 1
-    # The artifact comes from a run on untrusted code: accept only a positive integer.
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        logger.error("refusing PR number %r from %s: expected a positive integer", raw, args.report)
-        return 1
-    line = f"pr_number={raw}"
+    line = f"pr_number={number}"
     output = os.environ.get("GITHUB_OUTPUT")
     if output:
         with open(output, "a", encoding="utf-8") as handle:
@@ -190,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
         "comment-target", help="validate the PR number in report.json and output it"
     )
     target.add_argument("--report", type=Path, default=Path("report/report.json"))
+    target.add_argument(
+        "--head-sha",
+        help="the triggering run's head commit: the PR must point at it (checked with the "
+        "GitHub API, token from GITHUB_TOKEN), so a report cannot name another PR",
+    )
+    target.add_argument("--repository", help="owner/name (default: $GITHUB_REPOSITORY)")
     target.set_defaults(handler=_comment_target)
     return parser
 

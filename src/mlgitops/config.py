@@ -273,6 +273,26 @@ class GatesParams(Section):
     latency_budget_ms_per_row: Annotated[float, Field(gt=0)] | None = None
 
 
+class ServeParams(Section):
+    """How the BentoML service accepts, limits and explains requests.
+
+    `mlgitops package` stores this section with the model, so a served model always runs
+    with the limits that were reviewed alongside it.
+    """
+
+    max_records: Annotated[int, Field(ge=1)] = 1000
+    max_explain_records: Annotated[int, Field(ge=1)] = 100
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2_000_000
+    explain_top_k: Annotated[int, Field(ge=1)] = 5
+    # Environment variable holding the accepted API keys, comma-separated.
+    api_keys_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = "MLGITOPS_API_KEYS"
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    # Merge concurrent /predict requests into one model call (BentoML adaptive batching).
+    adaptive_batching: bool = True
+    # Longest a request may wait in the batching queue before it is refused with a 503.
+    max_batch_latency_ms: Annotated[int, Field(ge=10, le=600_000)] = 10_000
+
+
 class Params(Section):
     """Everything in `params.yaml`."""
 
@@ -285,6 +305,7 @@ class Params(Section):
     evaluate: EvaluateParams
     explain: ExplainParams
     gates: GatesParams = GatesParams()
+    serve: ServeParams = ServeParams()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

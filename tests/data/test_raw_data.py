@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run
+from helpers import run
 from mlgitops.contract import check_table
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, run
 
 pytestmark = pytest.mark.slow
 

@@ -1,0 +1,455 @@
+"""Build the pull-request report: compare the workspace with a base revision (and with the
+deployed model when its record is known), check the gate, and write markdown, JSON and PNGs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from mlgitops.config import Params, parse_params
+from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.report import charts, compare
+from mlgitops.report.gate import evaluate_gate, single_row_latency_ms
+from mlgitops.report.markdown import Section, assemble, fmt, signed, table
+from mlgitops.report.revisions import WORKSPACE, Snapshot, head_sha, resolve
+from mlgitops.stages.common import STAGE_RUNS_DIR
+
+logger = logging.getLogger(__name__)
+
+MODEL_PATH = "artifacts/model.joblib"
+TEST_PATH = "artifacts/test.csv"
+DEPLOYMENTS_PATH = Path("deployments.jsonl")
+SERVING_OUTCOMES = frozenset({"released", "restored"})
+TOP_FEATURES = 10
+
+
+@dataclass
+class Inputs:
+    """Everything the report is built from, read before any rendering."""
+
+    repo: Path
+    params: Params
+    base_rev: str
+    base_sha: str
+    head_sha: str | None
+    pr_number: int | None = None
+    champion: dict[str, Any] | None = None
+    champion_note: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+def champion_record(path: Path) -> dict[str, Any] | None:
+    """The deployment serving now: the last record whose outcome left it serving."""
+    if not path.is_file():
+        return None
+    serving = None
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            logger.warning("%s line %d is not JSON; skipped", path, number)
+            continue
+        if record.get("outcome") in SERVING_OUTCOMES:
+            serving = record
+    return serving
+
+
+def skipped_parts(environ: dict[str, str]) -> list[str]:
+    """Which parts of the PR workflow could not run here, and why (fork PRs get no secrets)."""
+    notes = []
+    if environ.get("MLGITOPS_FORK_PR") == "true":
+        notes.append(
+            "`dvc push` did not run: pull requests from forks get no secrets, so results were "
+            "not uploaded to the DVC remote; a maintainer can re-run them from a branch."
+        )
+    elif environ.get("MLGITOPS_REMOTE_CONFIGURED") == "false":
+        notes.append(
+            "`dvc push` did not run: no DVC remote role is configured "
+            "(repository variable `DVC_REMOTE_ROLE_ARN`)."
+        )
+    return notes
+
+
+def stage_runs(repo: Path, stages: list[str]) -> list[dict[str, Any]]:
+    """For each stage, whether it ran in this workspace (with its time) or was reused."""
+    rows = []
+    for stage in stages:
+        record_path = repo / STAGE_RUNS_DIR / f"{stage}.json"
+        if record_path.is_file():
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            rows.append(
+                {
+                    "stage": stage,
+                    "status": "ran",
+                    "seconds": record.get("seconds"),
+                    "finished_at": record.get("finished_at"),
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "stage": stage,
+                    "status": "reused (cache or remote)",
+                    "seconds": None,
+                    "finished_at": None,
+                }
+            )
+    return rows
+
+
+def _latency(repo: Path, params: Params) -> tuple[float | None, str | None]:
+    try:
+        model = joblib.load(repo / MODEL_PATH)
+        rows = feature_frame(load_valid_table(repo / TEST_PATH, params.contract), params.contract)
+    except (FileNotFoundError, ValueError) as error:
+        return None, f"predict latency not measured: {error}"
+    return single_row_latency_ms(model, rows), None
+
+
+def build(inputs: Inputs) -> tuple[dict[str, Any], str]:
+    """The report as a JSON-ready dict and as markdown."""
+    repo, params = inputs.repo, inputs.params
+    base, new = Snapshot(repo, inputs.base_sha), Snapshot(repo, WORKSPACE)
+    new_metrics = new.json(compare.METRICS_PATH)
+    if new_metrics is None:
+        raise FileNotFoundError(f"{compare.METRICS_PATH} is missing; run `dvc repro` first")
+    base_metrics = base.json(compare.METRICS_PATH)
+    champion_metrics = None
+    champion_note = inputs.champion_note
+    if inputs.champion is not None:
+        commit = str(inputs.champion.get("commit", ""))
+        try:
+            champion_metrics = Snapshot(repo, resolve(repo, commit)).json(compare.METRICS_PATH)
+        except RuntimeError as error:
+            champion_note = f"the deployed commit {commit[:12]} is not in this clone ({error})"
+    headline = params.evaluate.headline
+    latency, latency_note = _latency(repo, params)
+    verdict = evaluate_gate(
+        params.gates, new_metrics, {"base": base_metrics, "champion": champion_metrics}, latency
+    )
+    pipeline = new.yaml("dvc.yaml") or {}
+    report: dict[str, Any] = {
+        "pr_number": inputs.pr_number,
+        "base": {
+            "rev": inputs.base_rev,
+            "sha": inputs.base_sha,
+            "has_metrics": base_metrics is not None,
+        },
+        "head": {"sha": inputs.head_sha},
+        "champion": inputs.champion
+        and {**inputs.champion, "has_metrics": champion_metrics is not None},
+        "verdict": verdict,
+        "headline": compare.headline_rows(base_metrics, new_metrics, headline),
+        "headline_vs_champion": (
+            compare.headline_rows(champion_metrics, new_metrics, headline)
+            if champion_metrics
+            else None
+        ),
+        "metrics_diff": compare.metrics_diff(base_metrics, new_metrics),
+        "params_diff": compare.params_diff(
+            base.yaml(compare.PARAMS_PATH), new.yaml(compare.PARAMS_PATH) or {}
+        ),
+        "data_diff": compare.data_diff(base, new, list(params.contract.features)),
+        "validation": new.json(compare.VALIDATION_PATH),
+        "features": compare.importance_rows(
+            base.json(compare.IMPORTANCE_PATH), new.json(compare.IMPORTANCE_PATH), TOP_FEATURES
+        ),
+        "stages": stage_runs(repo, list(pipeline.get("stages", {}))),
+        "latency_ms_per_row": latency,
+        "notes": [n for n in [*inputs.skipped, champion_note, latency_note] if n],
+    }
+    return report, render(report, base, new)
+
+
+def _verdict_line(verdict: dict[str, Any]) -> str:
+    failed = [r for r in verdict["rules"] if r["status"] == "failed"]
+    if not failed:
+        return f"**Gate: passed** ({len(verdict['rules'])} rules, mode `{verdict['mode']}`)"
+    word = "failed" if verdict["mode"] == "enforce" else "failed (advisory: not blocking)"
+    return f"**Gate: {word}**: {len(failed)} of {len(verdict['rules'])} rules failed"
+
+
+def _headline_section(report: dict[str, Any]) -> str:
+    if not report["base"]["has_metrics"]:
+        intro = "_No baseline: the base revision has no `reports/metrics.json`._\n\n"
+    else:
+        intro = ""
+    rows = []
+    champion = {r["metric"]: r for r in report["headline_vs_champion"] or []}
+    for row in report["headline"]:
+        arrow = {True: " ✅", False: " 🔻", None: ""}[row["improved"]]
+        interval = (
+            f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]" if row["ci_low"] is not None else "—"
+        )
+        cells = [
+            f"`{row['metric']}`",
+            row["base"],
+            row["new"],
+            signed(row["delta"]) + arrow,
+            interval,
+        ]
+        if champion:
+            cells += [champion[row["metric"]]["base"], signed(champion[row["metric"]]["delta"])]
+        rows.append(cells)
+    header = ["metric", "base", "this PR", "Δ vs base", "95% interval"]
+    if champion:
+        header += ["deployed", "Δ vs deployed"]
+    return intro + table(header, rows, "l" + "r" * (len(header) - 1))
+
+
+def _gate_section(verdict: dict[str, Any]) -> str:
+    icons = {"passed": "✅", "failed": "❌", "skipped": "➖"}
+    rows = [
+        [icons[r["status"]] + " " + r["status"], r["rule"], r["against"], r["detail"]]
+        for r in verdict["rules"]
+    ]
+    return table(["", "rule", "against", "detail"], rows) if rows else "_No rules configured._"
+
+
+def _params_section(diff: list[dict[str, Any]]) -> str:
+    if not diff:
+        return "_No params changed._"
+    return table(["key", "base", "this PR"], [[f"`{d['key']}`", d["base"], d["new"]] for d in diff])
+
+
+def _data_section(data: dict[str, Any]) -> str:
+    lines = []
+    if data["data_changed"]:
+        lines.append(
+            f"`data.dvc` changed: `{fmt(data['data_hash_base'])}` → `{fmt(data['data_hash_new'])}`"
+        )
+    else:
+        lines.append(f"`data.dvc` unchanged (`{fmt(data['data_hash_new'])}`)")
+    lines.append(f"\nRows: {fmt(data['rows_base'])} → {fmt(data['rows_new'])}\n")
+    if data["schema_changes"]:
+        lines.append("**Schema changes**\n")
+        lines.append(
+            table(
+                ["column", "change", "detail"],
+                [
+                    [
+                        c["column"],
+                        c["change"],
+                        c.get("dtype") or f"{c.get('base')} → {c.get('new')}",
+                    ]
+                    for c in data["schema_changes"]
+                ],
+            )
+        )
+        lines.append("")
+    if data["column_changes"]:
+        lines.append("**Null rates and new categories**\n")
+        lines.append(
+            table(
+                ["column", "null rate base", "null rate PR", "new categories"],
+                [
+                    [
+                        c["column"],
+                        c["null_rate_base"],
+                        c["null_rate_new"],
+                        ", ".join(c["new_categories"]) or "—",
+                    ]
+                    for c in data["column_changes"]
+                ],
+                "lrrl",
+            )
+        )
+        lines.append("")
+    if data["drift"]:
+        lines.append(
+            "**Drift of the training rows, base → PR** (KS statistic for numbers, "
+            "Jensen-Shannon distance for categories; 0 is identical)\n"
+        )
+        lines.append(
+            table(
+                ["feature", "test", "statistic", "p-value"],
+                [[d["feature"], d["test"], d["statistic"], d["p_value"]] for d in data["drift"]],
+                "llrr",
+            )
+        )
+    elif data["drift_unavailable"]:
+        lines.append(f"_Drift not computed: {data['drift_unavailable']}_")
+    return "\n".join(lines)
+
+
+def _features_section(features: list[dict[str, Any]]) -> str:
+    if not features:
+        return "_No explanations found (`reports/shap_importance.json`)._"
+    rows = [[f["rank"], f["feature"], f["new"], f["base"], f["base_rank"]] for f in features]
+    chart = charts.xychart(
+        "Mean absolute SHAP per feature (bars: this PR, line: base)",
+        [f["feature"] for f in features],
+        [f["new"] for f in features],
+        [f["base"] for f in features] if any(f["base"] is not None for f in features) else None,
+        y_label="mean abs SHAP",
+    )
+    return (
+        table(["#", "feature", "mean abs SHAP", "base", "base rank"], rows, "rlrrr")
+        + "\n\n"
+        + chart
+    )
+
+
+def _charts_section(report: dict[str, Any], base: Snapshot, new: Snapshot) -> str:
+    parts = []
+    scores = [
+        r for r in report["headline"] if r["metric"].endswith("_score") and r["new"] is not None
+    ]
+    if scores:
+        parts.append(
+            charts.xychart(
+                "Headline scores (bars: this PR, line: base)",
+                [r["metric"] for r in scores],
+                [r["new"] for r in scores],
+                [r["base"] for r in scores] if report["base"]["has_metrics"] else None,
+                y_label="score",
+                y_range=(0.0, 1.0),
+            )
+        )
+    confusion = charts.read_csv_text(new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+    if confusion is not None:
+        parts.append("**Confusion matrix (this PR)**\n\n" + charts.confusion_table(confusion))
+        old = charts.read_csv_text(base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+        if old is not None:
+            parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
+    for path in new.listdir(f"{charts.PLOTS_DIR}/evaluate/roc"):
+        label = Path(path).stem.replace("_", " ")
+        parts.append(
+            charts.curve_chart(
+                f"ROC, {label} (first line: this PR, second: base)",
+                charts.read_csv_text(base.text(path)),
+                charts.read_csv_text(new.text(path)),
+                "fpr",
+                "tpr",
+            )
+        )
+    return "\n\n".join(parts) or "_No charts for this task._"
+
+
+def _reproduce_section(report: dict[str, Any]) -> str:
+    sha = report["head"]["sha"] or "<commit>"
+    return "\n".join(
+        [
+            "```console",
+            f"git fetch origin {sha}",
+            f"git checkout {sha}",
+            "make repro        # venv, data, dvc repro, metrics",
+            f"mlgitops report --base {report['base']['sha']}",
+            "```",
+        ]
+    )
+
+
+def _stages_section(stages: list[dict[str, Any]]) -> str:
+    return table(
+        ["stage", "status", "seconds"],
+        [[s["stage"], s["status"], s["seconds"]] for s in stages],
+        "llr",
+    )
+
+
+def _validation_section(validation: dict[str, Any] | None) -> str:
+    if validation is None:
+        return "_No validation report._"
+    status = "passed" if validation.get("valid") else "**failed**"
+    lines = [f"Contract check {status} on {validation.get('rows')} rows."]
+    for failure in validation.get("failures", []):
+        lines.append(
+            f"- column `{failure['column']}`: {failure['check']} ({failure['count']} rows)"
+        )
+    rows = [
+        [name, c.get("dtype"), c.get("role"), c.get("null_rate")]
+        for name, c in validation.get("columns", {}).items()
+    ]
+    lines += ["", table(["column", "dtype", "role", "null rate"], rows, "lllr")]
+    return "\n".join(lines)
+
+
+def _metrics_section(diff: list[dict[str, Any]]) -> str:
+    if not diff:
+        return "_No metric changed._"
+    return table(
+        ["metric", "base", "this PR", "Δ"],
+        [[f"`{d['metric']}`", d["base"], d["new"], signed(d["delta"])] for d in diff],
+        "lrrr",
+    )
+
+
+def render(report: dict[str, Any], base: Snapshot, new: Snapshot) -> str:
+    """The markdown report; the least important sections go first if it is too long."""
+    head = report["head"]["sha"]
+    title = (
+        f"## mlgitops report: `{(head or 'workspace')[:12]}` vs base "
+        f"`{report['base']['sha'][:12]}`\n\n{_verdict_line(report['verdict'])}"
+    )
+    if report["champion"]:
+        deployed = str(report["champion"].get("commit", ""))[:12]
+        title += f" · compared with the deployed model `{deployed}` too"
+    else:
+        title += " · no deployment record: compared with the base branch only"
+    notes = "".join(f"\n> [!WARNING]\n> {note}\n" for note in report["notes"])
+    sections = [
+        Section("", title + "\n" + notes, 1),
+        Section("Headline metrics", _headline_section(report), 1),
+        Section("Quality gate", _gate_section(report["verdict"]), 1),
+        Section("Params changed", _params_section(report["params_diff"]), 2),
+        Section("Data", _data_section(report["data_diff"]), 3),
+        Section("Top features by mean |SHAP|", _features_section(report["features"]), 4),
+        Section("How to reproduce", _reproduce_section(report), 2),
+        Section("Pipeline stages", _stages_section(report["stages"]), 5),
+        Section("Charts", _charts_section(report, base, new), 6),
+        Section("Every metric that changed", _metrics_section(report["metrics_diff"]), 7),
+        Section("Validation report", _validation_section(report["validation"]), 8),
+    ]
+    return assemble(sections)
+
+
+def write(report: dict[str, Any], markdown: str, output: Path, repo: Path) -> list[Path]:
+    """Write report.md, report.json and PNGs; append to the job summary when there is one."""
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "report.md").write_text(markdown, encoding="utf-8")
+    (output / "report.json").write_text(
+        json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+    )
+    pngs = charts.render_pngs(repo, output / "plots")
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(markdown + "\n")
+    return [output / "report.md", output / "report.json", *(output / "plots" / p for p in pngs)]
+
+
+def load_inputs(
+    repo: Path,
+    base_rev: str,
+    params_path: Path,
+    *,
+    pr_number: int | None,
+    deployments: Path,
+    environ: dict[str, str],
+) -> Inputs:
+    """Resolve revisions and read params, the deployment record and the environment."""
+    import yaml
+
+    params = parse_params(
+        yaml.safe_load((repo / params_path).read_text(encoding="utf-8")), source=str(params_path)
+    )
+    record = champion_record(deployments if deployments.is_absolute() else repo / deployments)
+    return Inputs(
+        repo=repo,
+        params=params,
+        base_rev=base_rev,
+        base_sha=resolve(repo, base_rev),
+        head_sha=head_sha(repo),
+        pr_number=pr_number,
+        champion=record,
+        skipped=skipped_parts(environ),
+    )

@@ -1,0 +1,58 @@
+"""Which pull request a report may be commented on: the artifact is untrusted data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+
+
+class TargetError(ValueError):
+    """The report does not name a pull request this run may comment on."""
+
+
+def pr_number_from_report(path: Path) -> int:
+    """The PR number in report.json, accepted only as a positive integer.
+
+    Raises:
+        TargetError: when the file is unreadable or the number is anything else.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))["pr_number"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
+        raise TargetError(f"{path} has no readable pr_number ({error})") from None
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
+        raise TargetError(f"pr_number in {path} must be a positive integer, got {raw!r}")
+    return raw
+
+
+def verify_pull_request(
+    number: int, *, head_sha: str, repository: str, token: str, api_url: str, timeout: float = 10
+) -> None:
+    """Check with the GitHub API that PR `number` of `repository` points at `head_sha`.
+
+    The report is produced by the PR's own code, which could write any number into it; the
+    comment job's trusted input is the triggering run's head commit.
+
+    Raises:
+        TargetError: when the PR does not exist, points elsewhere, or the API cannot answer.
+    """
+    if not repository or "/" not in repository:
+        raise TargetError(f"expected the repository as owner/name, got {repository!r}")
+    url = f"{api_url.rstrip('/')}/repos/{repository}/pulls/{number}"
+    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = requests.get(url, headers=headers, timeout=timeout)
+    except requests.RequestException as error:
+        raise TargetError(f"cannot reach the GitHub API to check PR #{number}: {error}") from None
+    if response.status_code != 200:
+        raise TargetError(f"PR #{number} of {repository}: GitHub answered {response.status_code}")
+    actual = (response.json().get("head") or {}).get("sha")
+    if actual != head_sha:
+        raise TargetError(
+            f"PR #{number} points at {actual}, not at the run's head commit {head_sha}: "
+            "the report names a different pull request"
+        )

@@ -1,0 +1,357 @@
+"""The report and gate end to end on a real git repository with a base and a PR revision."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import PROJECT_ROOT, run
+from mlgitops.cli import main as cli
+
+BASE_METRICS = {
+    "accuracy_score": 0.93,
+    "balanced_accuracy_score": 0.93,
+    "macro_f1_score": 0.93,
+    "roc_auc_ovr_score": 0.95,
+    "log_loss": 0.3,
+    "test_rows": 100,
+    "ci": {
+        "balanced_accuracy_score": {"low": 0.88, "high": 0.97, "confidence": 0.95},
+        "macro_f1_score": {"low": 0.88, "high": 0.97, "confidence": 0.95},
+        "log_loss": {"low": 0.25, "high": 0.35, "confidence": 0.95},
+    },
+}
+
+
+def pr_metrics(score: float, half_width: float, loss: float = 0.3) -> dict:
+    metrics = copy.deepcopy(BASE_METRICS)
+    metrics.update(balanced_accuracy_score=score, macro_f1_score=score, log_loss=loss)
+    for name in ("balanced_accuracy_score", "macro_f1_score"):
+        metrics["ci"][name] = {
+            "low": score - half_width,
+            "high": score + half_width,
+            "confidence": 0.95,
+        }
+    return metrics
+
+
+def validation(columns: dict) -> dict:
+    return {"valid": True, "failures": [], "rows": 300, "columns": columns}
+
+
+def training_rows(seed: int, shift: float) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "Island": rng.choice(["Biscoe", "Dream"], size=300),
+            "Body Mass (g)": rng.normal(4000, 300, size=300) + shift,
+            "Flipper Length (mm)": rng.normal(200, 10, size=300),
+        }
+    )
+
+
+def write(repo: Path, relative: str, payload) -> None:
+    path = repo / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".json":
+        path.write_text(json.dumps(payload, indent=2))
+    elif path.suffix == ".csv":
+        payload.to_csv(path, index=False)
+    else:
+        path.write_text(payload if isinstance(payload, str) else yaml.safe_dump(payload))
+
+
+def commit(repo: Path, message: str) -> str:
+    run(["git", "add", "-A"], repo)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message], repo)
+    return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, seed):
+    """A project at its base revision: metrics, params, validation, SHAP, data and train rows."""
+    repo = tmp_path / "project"
+    repo.mkdir()
+    run(["git", "init", "-q", "-b", "main"], repo)
+    run(["dvc", "init", "-q"], repo)
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["gates"].pop("latency_budget_ms_per_row")
+    write(repo, "params.yaml", params)
+    write(repo, "reports/metrics.json", BASE_METRICS)
+    write(
+        repo,
+        "reports/validation.json",
+        validation(
+            {
+                "Island": {
+                    "dtype": "category",
+                    "role": "feature",
+                    "null_rate": 0.0,
+                    "categories": {"Biscoe": 150, "Dream": 150},
+                },
+                "Body Mass (g)": {"dtype": "float", "role": "feature", "null_rate": 0.0},
+            }
+        ),
+    )
+    write(
+        repo,
+        "reports/shap_importance.json",
+        {"mean_abs_shap": {"Body Mass (g)": 0.2, "Island": 0.1}},
+    )
+    write(repo, "data.dvc", {"outs": [{"md5": "aaaa.dir", "path": "data"}]})
+    write(repo, "artifacts/train.csv", training_rows(seed, 0.0))
+    run(["dvc", "add", "-q", "artifacts/train.csv"], repo)
+    commit(repo, "base")
+    return repo
+
+
+def make_pr(repo: Path, seed: int, metrics: dict) -> None:
+    """Workspace changes of a PR: a param, the data, a new column and category, shifted rows."""
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["train"]["estimator"]["n_estimators"] = 50
+    write(repo, "params.yaml", params)
+    write(repo, "reports/metrics.json", metrics)
+    write(
+        repo,
+        "reports/validation.json",
+        validation(
+            {
+                "Island": {
+                    "dtype": "category",
+                    "role": "feature",
+                    "null_rate": 0.1,
+                    "categories": {"Biscoe": 100, "Dream": 100, "Torgersen": 70},
+                },
+                "Body Mass (g)": {"dtype": "float", "role": "feature", "null_rate": 0.0},
+                "Ring Colour": {"dtype": "category", "role": "feature", "null_rate": 0.0},
+            }
+        ),
+    )
+    write(
+        repo,
+        "reports/shap_importance.json",
+        {"mean_abs_shap": {"Island": 0.3, "Body Mass (g)": 0.1}},
+    )
+    write(repo, "data.dvc", {"outs": [{"md5": "bbbb.dir", "path": "data"}]})
+    write(repo, "artifacts/train.csv", training_rows(seed + 1, 1000.0))
+    run(["dvc", "add", "-q", "artifacts/train.csv"], repo)
+
+
+def report(repo: Path, base: str = "HEAD", *extra: str) -> tuple[int, dict, str]:
+    code = cli(
+        [
+            "report",
+            "--repo",
+            str(repo),
+            "--base",
+            base,
+            "--params",
+            "params.yaml",
+            "--output-dir",
+            str(repo / "out"),
+            *extra,
+        ]
+    )
+    if code != 0:
+        return code, {}, ""
+    return (
+        code,
+        json.loads((repo / "out" / "report.json").read_text()),
+        (repo / "out" / "report.md").read_text(),
+    )
+
+
+def test_metrics_params_and_data_diffs(repo, seed, monkeypatch, tmp_path):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    make_pr(repo, seed, pr_metrics(0.95, 0.03, loss=0.2))
+    code, data, markdown = report(repo, "HEAD", "--pr-number", "12")
+    assert code == 0
+    assert data["pr_number"] == 12
+    headline = {r["metric"]: r for r in data["headline"]}
+    assert headline["balanced_accuracy_score"]["delta"] == pytest.approx(0.02)
+    assert headline["log_loss"]["improved"] is True
+    assert {"key": "train.estimator.n_estimators", "base": 200, "new": 50} in data["params_diff"]
+    diff = data["data_diff"]
+    assert diff["data_changed"]
+    assert diff["data_hash_base"] == "aaaa.dir"
+    assert {"column": "Ring Colour", "change": "added", "dtype": "category"} in diff[
+        "schema_changes"
+    ]
+    island = next(c for c in diff["column_changes"] if c["column"] == "Island")
+    assert island["new_categories"] == ["Torgersen"]
+    assert island["null_rate_new"] == 0.1
+    assert diff["drift"][0]["feature"] == "Body Mass (g)", "the shifted feature drifts most"
+    assert diff["drift"][0]["statistic"] > 0.9
+    assert data["features"][0] == {
+        "feature": "Island",
+        "rank": 1,
+        "new": 0.3,
+        "base": 0.1,
+        "base_rank": 2,
+    }
+    assert data["verdict"]["passed"]
+    for text in (
+        "Headline metrics",
+        "| `balanced_accuracy_score` | 0.9300 | 0.9500 | +0.0200",
+        "`train.estimator.n_estimators` | 200 | 50",
+        "Torgersen",
+        "xychart-beta",
+        "git checkout",
+        "Gate: passed",
+    ):
+        assert text in markdown, f"report.md lacks {text!r}"
+    assert summary.read_text().strip() == markdown.strip(), "the job summary gets the report"
+
+
+@pytest.mark.parametrize(
+    ("metrics", "passes", "why"),
+    [
+        (pr_metrics(0.95, 0.03, loss=0.2), True, "an improvement"),
+        (pr_metrics(0.915, 0.04), True, "noise inside the interval"),
+        (pr_metrics(0.70, 0.03, loss=0.6), False, "an injected regression"),
+    ],
+)
+def test_gate_exit_code(repo, seed, capsys, metrics, passes, why):
+    make_pr(repo, seed, metrics)
+    assert report(repo)[0] == 0
+    capsys.readouterr()
+    code = cli(["gate", "--report", str(repo / "out" / "report.json")])
+    printed = capsys.readouterr().out
+    assert (code == 0) is passes, f"{why}: gate exit {code}\n{printed}"
+    if not passes:
+        assert re.search(r"FAILED +non_inferiority \(base\): balanced_accuracy_score", printed)
+        assert "0.9300" in printed, "the base value is printed"
+        assert "0.7300" in printed, "the PR's value (its interval's upper bound) is printed"
+
+
+def test_base_without_metrics_says_no_baseline(repo, seed):
+    (repo / "reports" / "metrics.json").unlink()
+    commit(repo, "base without metrics")
+    make_pr(repo, seed, pr_metrics(0.93, 0.03))
+    code, data, markdown = report(repo)
+    assert code == 0
+    assert data["base"]["has_metrics"] is False
+    assert "No baseline" in markdown
+    assert data["verdict"]["passed"], "comparisons are skipped, floors still apply"
+
+
+def test_champion_record_is_compared(repo, seed):
+    champion = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    (repo / "deployments.jsonl").write_text(
+        json.dumps({"commit": champion, "outcome": "released"})
+        + "\n"
+        + json.dumps({"commit": "0" * 40, "outcome": "failed"})
+        + "\n"
+    )
+    make_pr(repo, seed, pr_metrics(0.95, 0.03))
+    code, data, markdown = report(repo)
+    assert code == 0
+    assert data["champion"]["commit"] == champion, "a failed release is not the champion"
+    assert any(r["against"] == "champion" for r in data["verdict"]["rules"])
+    assert "Δ vs deployed" in markdown
+
+
+def test_shallow_clone_says_how_to_fetch_the_base(repo, seed, tmp_path, caplog):
+    base = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    make_pr(repo, seed, pr_metrics(0.9, 0.03))
+    commit(repo, "pr")
+    clone = tmp_path / "shallow"
+    run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(clone)], tmp_path)
+    code, _, _ = report(clone, base)
+    assert code == 1
+    assert "git fetch --unshallow" in caplog.text
+    assert "fetch-depth: 0" in caplog.text
+
+
+def test_size_capping_on_a_huge_params_diff(repo, seed):
+    make_pr(repo, seed, pr_metrics(0.9, 0.03))
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["contract"]["columns"].update(
+        {f"extra column {i}": {"dtype": "float", "description": "x" * 200} for i in range(400)}
+    )
+    write(repo, "params.yaml", params)
+    code, _, markdown = report(repo)
+    assert code == 0
+    assert len(markdown) < 65_536
+    assert "shortened to fit" in markdown
+
+
+@pytest.mark.parametrize(
+    ("number", "ok"),
+    [(7, True), (0, False), (-3, False), ("7", False), ("7; rm -rf /", False), (True, False)],
+)
+def test_comment_target_accepts_only_positive_integers(tmp_path, monkeypatch, number, ok):
+    output = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(output))
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"pr_number": number}))
+    code = cli(["comment-target", "--report", str(path)])
+    assert (code == 0) is ok, f"PR number {number!r}"  # no --head-sha: format check only
+    if ok:
+        assert output.read_text() == "pr_number=7\n"
+    else:
+        assert not output.exists(), "nothing is written for a refused number"
+
+
+@pytest.fixture
+def github_api():
+    """A stand-in for the GitHub REST API on 127.0.0.1 that knows PR #7 at commit abc123."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/repos/octo/demo/pulls/7":
+                body, status = json.dumps({"number": 7, "head": {"sha": "abc123"}}), 200
+            else:
+                body, status = json.dumps({"message": "Not Found"}), 404
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("number", "head", "ok"),
+    [(7, "abc123", True), (7, "fff999", False), (8, "abc123", False)],
+)
+def test_comment_target_checks_the_pr_points_at_the_run(
+    tmp_path, monkeypatch, github_api, number, head, ok
+):
+    # Given a report naming PR `number`, when the run's head commit is `head`, then only the
+    # PR that really points at that commit is accepted.
+    monkeypatch.setenv("GITHUB_API_URL", github_api)
+    monkeypatch.setenv("GITHUB_REPOSITORY", "octo/demo")
+    monkeypatch.delenv("GITHUB_OUTPUT", raising=False)
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"pr_number": number}))
+    code = cli(["comment-target", "--report", str(path), "--head-sha", head])
+    assert (code == 0) is ok, f"PR #{number} at head {head}"
+
+
+def test_report_refuses_a_bad_pr_number_argument(repo):
+    with pytest.raises(SystemExit):
+        cli(["report", "--repo", str(repo), "--pr-number", "abc"])
+
+
+def test_git_is_available():
+    assert subprocess.run(["git", "--version"], capture_output=True, check=False).returncode == 0
