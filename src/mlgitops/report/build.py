@@ -78,30 +78,35 @@ def skipped_parts(environ: dict[str, str]) -> list[str]:
     return notes
 
 
-def stage_runs(repo: Path, stages: list[str]) -> list[dict[str, Any]]:
-    """For each stage, whether it ran in this workspace (with its time) or was reused."""
+def stage_runs(
+    repo: Path, stages: list[str], base_lock: dict[str, Any] | None, new_lock: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """For each stage: did its inputs or outputs change against the base (from the two
+    dvc.lock files), and did it run in this workspace (its run record, with the time)."""
+    base_stages = (base_lock or {}).get("stages", {})
+    new_stages = (new_lock or {}).get("stages", {})
     rows = []
     for stage in stages:
+        changed = base_stages.get(stage) != new_stages.get(stage)
         record_path = repo / STAGE_RUNS_DIR / f"{stage}.json"
-        if record_path.is_file():
-            record = json.loads(record_path.read_text(encoding="utf-8"))
-            rows.append(
-                {
-                    "stage": stage,
-                    "status": "ran",
-                    "seconds": record.get("seconds"),
-                    "finished_at": record.get("finished_at"),
-                }
-            )
+        record = (
+            json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else None
+        )
+        if record is not None:
+            status = "ran here"
+        elif changed:
+            status = "restored from the DVC run cache"
         else:
-            rows.append(
-                {
-                    "stage": stage,
-                    "status": "reused (cache or remote)",
-                    "seconds": None,
-                    "finished_at": None,
-                }
-            )
+            status = "unchanged from base, not run"
+        rows.append(
+            {
+                "stage": stage,
+                "changed_vs_base": changed,
+                "status": status,
+                "seconds": None if record is None else record.get("seconds"),
+                "finished_at": None if record is None else record.get("finished_at"),
+            }
+        )
     return rows
 
 
@@ -162,7 +167,9 @@ def build(inputs: Inputs) -> tuple[dict[str, Any], str]:
         "features": compare.importance_rows(
             base.json(compare.IMPORTANCE_PATH), new.json(compare.IMPORTANCE_PATH), TOP_FEATURES
         ),
-        "stages": stage_runs(repo, list(pipeline.get("stages", {}))),
+        "stages": stage_runs(
+            repo, list(pipeline.get("stages", {})), base.yaml("dvc.lock"), new.yaml("dvc.lock")
+        ),
         "latency_ms_per_row": latency,
         "notes": [n for n in [*inputs.skipped, champion_note, latency_note] if n],
     }
@@ -349,11 +356,18 @@ def _reproduce_section(report: dict[str, Any]) -> str:
 
 
 def _stages_section(stages: list[dict[str, Any]]) -> str:
-    return table(
-        ["stage", "status", "seconds"],
-        [[s["stage"], s["status"], s["seconds"]] for s in stages],
-        "llr",
-    )
+    rows = [
+        [
+            s["stage"],
+            "yes" if s["changed_vs_base"] else "no",
+            s["status"],
+            "—" if s["seconds"] is None else f"{s['seconds']:.1f}",
+            s["finished_at"],
+        ]
+        for s in stages
+    ]
+    header = ["stage", "changed vs base", "in this workspace", "seconds", "finished (UTC)"]
+    return table(header, rows, "lllrl")
 
 
 def _validation_section(validation: dict[str, Any] | None) -> str:
