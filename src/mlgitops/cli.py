@@ -8,7 +8,10 @@ import logging
 import os
 from pathlib import Path
 
+from mlgitops.deploy.commands import register_deploy_commands
+from mlgitops.deploy.orchestrate import add_deploy_command
 from mlgitops.logs import configure_logging
+from mlgitops.serving.commands import register_serving_commands
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--repository", help="owner/name (default: $GITHUB_REPOSITORY)")
     target.set_defaults(handler=_comment_target)
+    register_serving_commands(commands)
+    add_deploy_command(commands)
+    register_deploy_commands(commands)
     return parser
 
 

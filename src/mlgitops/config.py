@@ -293,6 +293,48 @@ class ServeParams(Section):
     max_batch_latency_ms: Annotated[int, Field(ge=10, le=600_000)] = 10_000
 
 
+class LocalDeployParams(Section):
+    """The `local` target: `bentoml serve` processes behind a proxy on 127.0.0.1."""
+
+    port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    ready_timeout_s: Annotated[float, Field(gt=0)] = 180.0
+
+
+class KubernetesDeployParams(Section):
+    """The `kubernetes` target: the kustomize base in `manifests`, rolled out with kubectl."""
+
+    namespace: str | None = None
+    endpoint: str | None = None  # the service's base URL, for the smoke test
+    deployment: str = "mlgitops"
+    manifests: str = "deploy/k8s"
+    context: str | None = None
+    rollout_timeout_s: Annotated[int, Field(ge=10)] = 300
+    api_keys_secret: str | None = "mlgitops-api-keys"
+
+
+class BentoCloudDeployParams(Section):
+    """The `bentocloud` target: `bentoml deploy` to a BentoCloud deployment."""
+
+    deployment: str = "mlgitops"
+    cluster: str | None = None
+    scaling_min: Annotated[int, Field(ge=0)] | None = None
+    scaling_max: Annotated[int, Field(ge=1)] | None = None
+    instance_type: str | None = None
+    strategy: Literal[
+        "RollingUpdate", "Recreate", "RampedSlowRollout", "BestEffortControlledRollout"
+    ] = "RollingUpdate"
+    secrets: tuple[str, ...] = ("mlgitops-api-keys",)
+    timeout_s: Annotated[int, Field(ge=10)] = 1800
+
+
+class DeployParams(Section):
+    """Where `mlgitops deploy` ships the service; one subsection per target."""
+
+    local: LocalDeployParams = LocalDeployParams()
+    kubernetes: KubernetesDeployParams = KubernetesDeployParams()
+    bentocloud: BentoCloudDeployParams = BentoCloudDeployParams()
+
+
 class Params(Section):
     """Everything in `params.yaml`."""
 
@@ -306,6 +348,7 @@ class Params(Section):
     explain: ExplainParams
     gates: GatesParams = GatesParams()
     serve: ServeParams = ServeParams()
+    deploy: DeployParams = DeployParams()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

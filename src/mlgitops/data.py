@@ -7,6 +7,8 @@ import logging
 import subprocess
 from pathlib import Path
 
+from mlgitops.tools import tool
+
 logger = logging.getLogger(__name__)
 
 RAW_DATA_PATH = Path("data/raw.csv")
@@ -28,7 +30,9 @@ def write_default_dataset(path: Path | str = RAW_DATA_PATH) -> Path:
 
 
 def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [tool("dvc"), *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
 
 
 def pointer_is_satisfied(repo: Path, pointer: Path = DATA_POINTER) -> bool:

@@ -21,10 +21,12 @@ if (names.length === 0) {
   process.exit(2);
 }
 
-const lint = await createLinter();
 let findings = 0;
 for (const name of names) {
   const path = relative(process.cwd(), join(directory, name));
+  // A fresh linter per file: one WebAssembly instance reused across files crashes
+  // ("RuntimeError: unreachable") once the workflows add up to about 27 kB.
+  const lint = await createLinter();
   for (const result of lint(await readFile(path, "utf8"), path)) {
     const where = `${result.file}:${result.line}:${result.column}`;
     if (isStale(result)) {

@@ -14,6 +14,7 @@ import joblib
 
 from mlgitops.config import Params, parse_params
 from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.deploy import record
 from mlgitops.report import charts, compare
 from mlgitops.report.gate import evaluate_gate, single_row_latency_ms
 from mlgitops.report.markdown import Section, assemble, fmt, signed, table
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 MODEL_PATH = "artifacts/model.joblib"
 TEST_PATH = "artifacts/test.csv"
 DEPLOYMENTS_PATH = Path("deployments.jsonl")
-SERVING_OUTCOMES = frozenset({"released", "restored"})
+SERVING_OUTCOMES = frozenset({record.RELEASED, record.RESTORED})
 TOP_FEATURES = 10
 
 
@@ -46,20 +47,8 @@ class Inputs:
 
 def champion_record(path: Path) -> dict[str, Any] | None:
     """The deployment serving now: the last record whose outcome left it serving."""
-    if not path.is_file():
-        return None
-    serving = None
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            logger.warning("%s line %d is not JSON; skipped", path, number)
-            continue
-        if record.get("outcome") in SERVING_OUTCOMES:
-            serving = record
-    return serving
+    serving = [entry for entry in record.read(path) if entry.get("outcome") in SERVING_OUTCOMES]
+    return serving[-1] if serving else None
 
 
 def skipped_parts(environ: dict[str, str]) -> list[str]:

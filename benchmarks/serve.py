@@ -1,0 +1,410 @@
+"""Serving benchmark: the BentoML service vs a minimal FastAPI + uvicorn app, same model.
+
+Run with `make bench-serve`. Both servers load the same packaged pipeline, run with the same
+worker count (`serve.workers`) on 127.0.0.1, and face the same load from one asyncio client:
+single-record requests at several concurrencies, then 1,000-record requests. The floor is
+in-process `predict_proba` on one row. Each scenario runs for a fixed time, so the whole run
+is bounded; peak memory is the largest resident set of the server's process tree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+ROOT = Path(__file__).resolve().parents[1]
+API_KEY = "bench-key"
+SINGLE_CONCURRENCY = (1, 8, 32, 64)
+BATCH_ROWS = 1000
+BATCH_CONCURRENCY = (1, 4)
+MODEL_PATH_ENV = "MLGITOPS_BENCH_MODEL"
+
+
+# --- the FastAPI baseline (started by this script in its own process) ---------------------
+
+
+class Body(BaseModel):
+    """The same body as the service's: a list of records (here, unchecked mappings)."""
+
+    records: list[dict[str, Any]]
+
+
+def fastapi_app() -> Any:
+    """A minimal FastAPI app serving the same pipeline: no validation, auth or logging."""
+    import joblib
+    import pandas as pd
+    from fastapi import FastAPI
+
+    model = joblib.load(os.environ[MODEL_PATH_ENV])
+    classes = [str(c) for c in model.classes_]
+    app = FastAPI()
+
+    @app.post("/predict")
+    def predict(body: Body) -> list[dict[str, Any]]:
+        proba = model.predict_proba(pd.DataFrame.from_records(body.records))
+        return [
+            {
+                "prediction": classes[row.argmax()],
+                "probabilities": dict(zip(classes, row.tolist(), strict=True)),
+            }
+            for row in proba
+        ]
+
+    @app.get("/readyz")
+    def ready() -> str:
+        return "ok"
+
+    return app
+
+
+# --- servers ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    headers: dict[str, str]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+def start(
+    name: str, command: list[str], env: dict[str, str], port: int, log: Path, **extra: Any
+) -> Server:
+    import httpx
+
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **extra,
+        )
+    server = Server(name, process, f"http://127.0.0.1:{port}", {})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited:\n{log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    server.stop()
+    raise RuntimeError(f"{name} was not ready in 120 s:\n{log.read_text()[-2000:]}")
+
+
+class PeakMemory:
+    """Samples the resident memory of a process and its children in a background thread."""
+
+    def __init__(self, pid: int, interval: float = 0.1):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        root = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            try:
+                tree = [root, *root.children(recursive=True)]
+                self.peak = max(self.peak, sum(p.memory_info().rss for p in tree))
+            except psutil.Error:
+                pass
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    server: str
+    request: str
+    concurrency: int
+    requests: int
+    rows: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+    peak_mib: float | None
+
+    def quantile(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+async def load(
+    url: str, headers: dict[str, str], body: bytes, concurrency: int, seconds: float
+) -> tuple[list[float], int, int, float]:
+    """Keep `concurrency` requests in flight for `seconds`; latencies of the successful ones."""
+    import aiohttp
+
+    latencies: list[float] = []
+    errors = 0
+    done = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {**headers, "Content-Type": "application/json"}
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=aiohttp.ClientTimeout(total=60)
+    ) as session:
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal errors, done
+            while time.perf_counter() < stop_at:
+                began = time.perf_counter()
+                try:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except (TimeoutError, aiohttp.ClientError):
+                    ok = False
+                done += 1
+                if ok:
+                    latencies.append(time.perf_counter() - began)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, errors, done, time.perf_counter() - started
+
+
+def run_scenarios(
+    server: Server, bodies: dict[str, tuple[bytes, int]], seconds: float
+) -> list[Result]:
+    results = []
+    url = f"{server.url}/predict"
+    # Warm up: first calls pay for lazy imports; BentoML's batcher also calibrates itself.
+    asyncio.run(load(url, server.headers, bodies["1 row"][0], 4, 2.0))
+    plan = [("1 row", c) for c in SINGLE_CONCURRENCY] + [
+        (f"{BATCH_ROWS:,} rows", c) for c in BATCH_CONCURRENCY
+    ]
+    for request, concurrency in plan:
+        body, rows = bodies[request]
+        with PeakMemory(server.process.pid) as memory:
+            latencies, errors, done, elapsed = asyncio.run(
+                load(url, server.headers, body, concurrency, seconds)
+            )
+        results.append(
+            Result(
+                server.name,
+                request,
+                concurrency,
+                done,
+                rows,
+                elapsed,
+                latencies,
+                errors,
+                memory.peak / 2**20,
+            )
+        )
+        print(
+            f"  {server.name:<18} {request:>10} x{concurrency:<3} "
+            f"{len(latencies) / elapsed:8.1f} req/s, {errors} errors",
+            file=sys.stderr,
+        )
+    return results
+
+
+def in_process_floor(model_path: Path, example: dict[str, Any], seconds: float) -> Result:
+    import joblib
+
+    from mlgitops.config import load_params
+    from mlgitops.serving.schema import typed_frame
+
+    model = joblib.load(model_path)
+    row = typed_frame([example], load_params(ROOT / "params.yaml").contract)
+    model.predict_proba(row)
+    latencies = []
+    stop_at = time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < stop_at:
+        began = time.perf_counter()
+        model.predict_proba(row)
+        latencies.append(time.perf_counter() - began)
+    return Result(
+        "in-process predict",
+        "1 row",
+        1,
+        len(latencies),
+        1,
+        time.perf_counter() - started,
+        latencies,
+        0,
+        None,
+    )
+
+
+def markdown(results: list[Result]) -> str:
+    lines = [
+        "| server | request | concurrency | requests/s | rows/s | p50 ms | p99 ms | errors "
+        "| peak memory MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rate = len(r.latencies) / r.seconds
+        memory = "" if r.peak_mib is None else f"{r.peak_mib:,.0f}"
+        lines.append(
+            f"| {r.server} | {r.request} | {r.concurrency} | {rate:,.1f} | {rate * r.rows:,.0f} | "
+            f"{r.quantile(0.5):.1f} | {r.quantile(0.99):.1f} | {r.errors} | {memory} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario (default 8)")
+    args = parser.parse_args(argv)
+
+    import json
+
+    from mlgitops.config import load_params
+    from mlgitops.serving.package import MODEL_FILE
+
+    serve = load_params(ROOT / "params.yaml").serve
+    workdir = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **{
+            k: v
+            for k, v in os.environ.items()
+            if k not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+        },
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "BENTOML_HOME": str(workdir / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "MLGITOPS_API_KEYS": API_KEY,
+        "MLGITOPS_PREDICTION_LOG_DIR": str(workdir / "predictions"),
+    }
+    try:
+        packaged = subprocess.run(
+            ["mlgitops", "package"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+        )
+        if packaged.returncode != 0:
+            print(packaged.stderr, file=sys.stderr)
+            return 1
+        os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
+        import bentoml
+
+        stored = bentoml.models.get("mlgitops-pipeline:latest")
+        example = dict(stored.info.metadata["example"])
+        model_path = Path(stored.path) / MODEL_FILE
+        bodies = {
+            "1 row": (json.dumps({"records": [example]}).encode(), 1),
+            f"{BATCH_ROWS:,} rows": (
+                json.dumps({"records": [example] * BATCH_ROWS}).encode(),
+                BATCH_ROWS,
+            ),
+        }
+        results = [in_process_floor(model_path, example, min(args.seconds, 3.0))]
+
+        port = free_port()
+        bento = start(
+            "BentoML service",
+            [
+                "bentoml",
+                "serve",
+                "mlgitops.serving.service:MlgitopsService",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env,
+            port,
+            workdir / "bentoml.log",
+            cwd=workdir,
+        )
+        bento.headers = {"Authorization": f"Bearer {API_KEY}"}
+        try:
+            results += run_scenarios(bento, bodies, args.seconds)
+        finally:
+            bento.stop()
+
+        port = free_port()
+        fastapi = start(
+            "FastAPI + uvicorn",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "serve:fastapi_app",
+                "--factory",
+                "--app-dir",
+                str(ROOT / "benchmarks"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(serve.workers),
+                "--log-level",
+                "warning",
+            ],
+            {**env, MODEL_PATH_ENV: str(model_path)},
+            port,
+            workdir / "fastapi.log",
+            cwd=workdir,
+        )
+        try:
+            results += run_scenarios(fastapi, bodies, args.seconds)
+        finally:
+            fastapi.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    print(
+        f"workers: {serve.workers}, adaptive batching: {serve.adaptive_batching}, "
+        f"{args.seconds:g} s per scenario, one asyncio client (aiohttp) on the same machine\n"
+    )
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

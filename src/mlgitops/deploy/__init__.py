@@ -1,0 +1,1 @@
+"""Shipping a reviewed model: verify, build, release to a target, smoke-test, roll back."""

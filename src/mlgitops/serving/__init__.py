@@ -1,0 +1,1 @@
+"""The BentoML service: packaging the trained pipeline, the service, its request guards."""

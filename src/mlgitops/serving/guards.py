@@ -1,0 +1,219 @@
+"""ASGI guards around the service: unknown paths, API keys, body size and media type.
+
+Each rejection is a JSON body shaped like BentoML's own validation errors,
+`{"error": ..., "detail": [{"loc": [...], "msg": ..., "type": ...}]}`, so a client handles
+every 4xx the same way.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from starlette.routing import BaseRoute, Match
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[Message], Any]
+ASGIApp = Callable[[Scope, Receive, Send], Any]
+
+# Liveness, readiness and the Prometheus scrape stay open: orchestrators and scrapers do
+# not carry API keys.
+PROBE_PATHS: frozenset[str] = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+JSON_MEDIA_TYPE = "application/json"
+
+
+def error_payload(message: str, *, loc: Sequence[str], kind: str) -> dict[str, Any]:
+    """A rejection in the shape of BentoML's validation errors."""
+    return {"error": message, "detail": [{"loc": list(loc), "msg": message, "type": kind}]}
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    payload: dict[str, Any],
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Send a complete JSON response."""
+    body = json.dumps(payload).encode("utf-8")
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", JSON_MEDIA_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of a request header (ASGI header names are lowercase)."""
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class KnownPathsOnly:
+    """Answer 404 for a path that no route serves, before any metrics middleware sees it.
+
+    BentoML labels its request metrics with the raw path, so every made-up path would
+    otherwise become a new series. Unknown paths are counted once, without the path.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, routes: Sequence[BaseRoute], on_unknown: Callable[[], None]
+    ):
+        self.app = app
+        self.routes = list(routes)
+        self.on_unknown = on_unknown
+
+    def __getattr__(self, name: str) -> Any:
+        # Behave like the wrapped Starlette app for code that inspects it (state, router).
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(
+            route.matches(scope)[0] != Match.NONE for route in self.routes
+        ):
+            self.on_unknown()
+            await send_json(send, 404, error_payload("not found", loc=["path"], kind="not_found"))
+            return
+        await self.app(scope, receive, send)
+
+
+class ApiKeyAuth:
+    """Require one of the API keys listed (comma-separated) in an environment variable.
+
+    A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>` and compared with
+    every configured key in constant time. With no key configured every protected request
+    is refused: a missing secret never opens the service.
+    """
+
+    def __init__(self, app: ASGIApp, *, keys_env: str, exempt: Iterable[str] = PROBE_PATHS):
+        self.app = app
+        self.keys_env = keys_env
+        self.exempt = frozenset(exempt)
+        self.keys = tuple(
+            key.strip().encode("utf-8")
+            for key in os.environ.get(keys_env, "").split(",")
+            if key.strip()
+        )
+        if not self.keys:
+            logger.error(
+                "no API key in $%s: every request except %s is refused with 401; "
+                "set it to one or more comma-separated keys",
+                keys_env,
+                ", ".join(sorted(self.exempt)),
+            )
+
+    def _presented(self, scope: Scope) -> bytes | None:
+        authorization = header(scope, b"authorization")
+        if authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip().encode("latin-1")
+        api_key = header(scope, b"x-api-key")
+        return api_key.strip().encode("latin-1") if api_key else None
+
+    def is_valid(self, presented: bytes | None) -> bool:
+        """Whether `presented` equals a configured key; every key is compared, always."""
+        if presented is None:
+            return False
+        matched = False
+        for key in self.keys:
+            matched |= hmac.compare_digest(presented, key)
+        return matched
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+        if not self.is_valid(self._presented(scope)):
+            message = (
+                "missing or invalid API key: send 'Authorization: Bearer <key>' or "
+                "'X-API-Key: <key>'"
+            )
+            await send_json(
+                send,
+                401,
+                error_payload(message, loc=["header", "Authorization"], kind="unauthorized"),
+                headers=[(b"www-authenticate", b'Bearer realm="mlgitops"')],
+            )
+            return
+        await self.app(scope, receive, send)
+
+
+class RequestGuard:
+    """Refuse request bodies over `max_body_bytes` (413) and bodies that are not JSON (415).
+
+    The body is read here, up to the limit, and handed on whole: the application never
+    starts on a body that turns out to be too large halfway through.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        on_reject: Callable[[str, str], None] = lambda path, field: None,
+    ):
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.on_reject = on_reject
+
+    async def _too_large(self, scope: Scope, send: Send) -> None:
+        self.on_reject(scope["path"], "body")
+        message = f"request body is larger than the limit of {self.max_body_bytes} bytes"
+        await send_json(send, 413, error_payload(message, loc=["body"], kind="too_large"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
+            await self.app(scope, receive, send)
+            return
+        media_type = (header(scope, b"content-type") or JSON_MEDIA_TYPE).split(";")[0]
+        if media_type.strip().lower() != JSON_MEDIA_TYPE:
+            self.on_reject(scope["path"], "content-type")
+            message = f"send the body as {JSON_MEDIA_TYPE}, got {media_type.strip()[:100]!r}"
+            await send_json(
+                send,
+                415,
+                error_payload(message, loc=["header", "Content-Type"], kind="media_type"),
+            )
+            return
+        declared = header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self._too_large(scope, send)
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body_bytes:
+                await self._too_large(scope, send)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)

@@ -1,0 +1,285 @@
+"""`mlgitops package`: the trained pipeline into the BentoML model store, with its provenance.
+
+The stored model is the byte-exact file that DVC recorded in `dvc.lock`, labelled with the git
+commit, the model and data md5s, a params hash and the headline metrics. Its metadata carries
+the data contract and the `serve` params, so the service derives its request schema and limits
+from the model it serves rather than from whatever `params.yaml` is next to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+import yaml
+
+from mlgitops.config import METRICS_BY_TASK, Params, parse_params
+from mlgitops.contract import feature_frame, load_valid_table
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "mlgitops-pipeline"  # in the BentoML model store
+MODEL_FILE = "model.joblib"
+BACKGROUND_FILE = "background.csv"
+
+
+class PackageError(RuntimeError):
+    """The workspace cannot be packaged: an input is missing or differs from `dvc.lock`."""
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where `package` reads its inputs, relative to the project root."""
+
+    params: Path = Path("params.yaml")
+    model: Path = Path("artifacts/model.joblib")
+    train: Path = Path("artifacts/train.csv")
+    test: Path = Path("artifacts/test.csv")
+    metrics: Path = Path("reports/metrics.json")
+    lock: Path = Path("dvc.lock")
+    data_dvc: Path = Path("data.dvc")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What identifies a packaged model: code, model, data and params."""
+
+    git_commit: str
+    git_dirty: bool
+    model_md5: str
+    data_md5: str
+    params_sha256: str
+
+
+def file_md5(path: Path) -> str:
+    """The md5 of a file's bytes, as DVC records it for a single-file output."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def locked_md5(lock: dict[str, Any], path: str) -> str:
+    """The md5 that `dvc.lock` records for the output `path`.
+
+    Raises:
+        PackageError: when no stage of the lock file outputs `path`.
+    """
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path and out.get("md5"):
+                return str(out["md5"])
+    raise PackageError(f"dvc.lock records no output '{path}'; run `make repro` first")
+
+
+def data_md5(dvc_file: dict[str, Any]) -> str:
+    """The md5 of the raw data that a `.dvc` pointer file records (its first output)."""
+    outs = dvc_file.get("outs") or []
+    if not outs or not outs[0].get("md5"):
+        raise PackageError("the data pointer file records no md5 in 'outs'")
+    return str(outs[0]["md5"])
+
+
+def params_sha256(raw: dict[str, Any]) -> str:
+    """A hash of the params content, independent of key order, comments and layout."""
+    canonical = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def git_state(repo: Path) -> tuple[str, bool]:
+    """The commit checked out in `repo` and whether tracked files differ from it.
+
+    Returns ("unknown", True) outside a git repository, so a package is never mistaken for a
+    clean build of some commit.
+    """
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    if head.returncode != 0:
+        return "unknown", True
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return head.stdout.strip(), bool(status.stdout.strip()) or status.returncode != 0
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise PackageError(f"{path} does not exist; run `make repro` first")
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(loaded, dict):
+        raise PackageError(f"{path} is not a YAML mapping")
+    return loaded
+
+
+def _json_ready(value: Any) -> Any:
+    """Plain Python values for JSON: numpy scalars unwrapped, NaN and NA as None."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def without_none(value: Any) -> Any:
+    """`value` with every None (and every mapping entry holding one) left out, recursively."""
+    if isinstance(value, dict):
+        return {k: without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [without_none(v) for v in value if v is not None]
+    return value
+
+
+def example_record(frame: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """One real row's features for the API docs and tests: the first with no missing value."""
+    features = feature_frame(frame, params.contract)
+    complete = features.dropna()
+    row = (complete if len(complete) else features).iloc[0]
+    return {name: _json_ready(row[name]) for name in features.columns}
+
+
+def headline_metrics(metrics: dict[str, Any], params: Params) -> dict[str, float]:
+    """The metrics of `metrics.json` named by the task, headline ones first."""
+    names = [
+        *params.evaluate.headline,
+        *(k for k in metrics if k not in params.evaluate.headline),
+    ]
+    known = METRICS_BY_TASK[params.contract.task]
+    return {
+        name: float(metrics[name])
+        for name in names
+        if name in known and isinstance(metrics.get(name), int | float)
+    }
+
+
+def labels_for(provenance: Provenance, metrics: dict[str, float], params: Params) -> dict[str, str]:
+    """BentoML model labels (strings only): provenance and the headline metrics."""
+    labels = {
+        "git_commit": provenance.git_commit,
+        "git_dirty": str(provenance.git_dirty).lower(),
+        "model_md5": provenance.model_md5,
+        "data_md5": provenance.data_md5,
+        "params_sha256": provenance.params_sha256,
+        "task": params.contract.task,
+        "estimator": params.train.estimator.name,
+    }
+    for name in params.evaluate.headline:
+        if name in metrics:
+            labels[name] = f"{metrics[name]:.6g}"
+    return labels
+
+
+def collect(repo: Path, paths: Paths = Paths()) -> tuple[Params, dict[str, Any], Provenance]:
+    """Read and cross-check everything `package` needs from the workspace.
+
+    Returns:
+        The typed params, the raw params mapping and the model's provenance.
+
+    Raises:
+        PackageError: when an input is missing, or the model file differs from `dvc.lock`.
+    """
+    raw = _read_yaml(repo / paths.params)
+    params = parse_params(raw, source=str(paths.params))
+    model_path = repo / paths.model
+    if not model_path.exists():
+        raise PackageError(f"{paths.model} does not exist; run `make repro` first")
+    recorded = locked_md5(_read_yaml(repo / paths.lock), paths.model.as_posix())
+    actual = file_md5(model_path)
+    if actual != recorded:
+        # What was reviewed is what is deployed: refuse a model that dvc.lock does not describe.
+        raise PackageError(
+            f"{paths.model} (md5 {actual}) differs from dvc.lock (md5 {recorded}); "
+            "run `dvc repro` (or `dvc checkout`) so the workspace matches the lock file"
+        )
+    commit, dirty = git_state(repo)
+    provenance = Provenance(
+        git_commit=commit,
+        git_dirty=dirty,
+        model_md5=actual,
+        data_md5=data_md5(_read_yaml(repo / paths.data_dvc)),
+        params_sha256=params_sha256(raw),
+    )
+    return params, raw, provenance
+
+
+def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) -> Any:
+    """Save the workspace's trained pipeline into the BentoML model store.
+
+    The tag's version is the first 16 characters of the model md5, so packaging the same
+    model twice replaces the entry (with fresh provenance) instead of piling up copies.
+
+    Returns:
+        The stored `bentoml.Model`.
+    """
+    import bentoml
+    import sklearn
+
+    params, _, provenance = collect(repo, paths)
+    metrics_path = repo / paths.metrics
+    if not metrics_path.exists():
+        raise PackageError(f"{paths.metrics} does not exist; run `make repro` first")
+    metrics = headline_metrics(json.loads(metrics_path.read_text(encoding="utf-8")), params)
+    test = load_valid_table(repo / paths.test, params.contract)
+    train = load_valid_table(repo / paths.train, params.contract)
+    background = feature_frame(train, params.contract).sample(
+        n=min(params.explain.background_rows, len(train)), random_state=params.seed
+    )
+    pipeline = joblib.load(repo / paths.model)
+    classes = [str(c) for c in getattr(pipeline, "classes_", [])]
+    packaged_at = (now or datetime.now(UTC)).isoformat(timespec="seconds")
+    # BentoML metadata holds no nulls: unset contract keys fall back to their defaults when
+    # the service reads them, and params travel as the exact text that was reviewed.
+    metadata = without_none(
+        {
+            "contract": params.contract.model_dump(mode="json"),
+            "serve": params.serve.model_dump(mode="json"),
+            "classes": classes,
+            "example": example_record(test, params),
+            "metrics": metrics,
+            "params_yaml": (repo / paths.params).read_text(encoding="utf-8"),
+            "seed": params.seed,
+            "packaged_at": packaged_at,
+        }
+    )
+    tag = f"{MODEL_NAME}:{provenance.model_md5[:16]}"
+    try:
+        bentoml.models.delete(tag)
+        logger.info("replacing %s in the model store", tag)
+    except bentoml.exceptions.NotFound:
+        pass
+    with bentoml.models.create(
+        tag,
+        module=__name__,
+        labels=labels_for(provenance, metrics, params),
+        metadata=metadata,
+        context=bentoml.models.ModelContext(
+            framework_name="sklearn", framework_versions={"scikit-learn": sklearn.__version__}
+        ),
+    ) as model:
+        shutil.copyfile(repo / paths.model, model.path_of(MODEL_FILE))
+        background.to_csv(model.path_of(BACKGROUND_FILE), index=False, lineterminator="\n")
+    logger.info(
+        "packaged %s (commit %s%s, model md5 %s, data md5 %s) into %s",
+        model.tag,
+        provenance.git_commit[:12],
+        ", uncommitted changes" if provenance.git_dirty else "",
+        provenance.model_md5,
+        provenance.data_md5,
+        bentoml.models.get(model.tag).path,
+    )
+    return bentoml.models.get(model.tag)

@@ -1,0 +1,373 @@
+"""The BentoML service: predictions, explanations and provenance of the packaged pipeline.
+
+Everything the service knows comes from the model entry `mlgitops package` wrote: the exact
+`model.joblib` DVC recorded, the data contract (from which the request schema is derived), the
+`serve` params (limits, batching, workers) and the provenance `/metadata` reports.
+
+Routes: `POST /predict`, `POST /explain`, `GET /metadata`, and BentoML's `/livez`, `/readyz`
+and `/metrics`. Every route but the probes and `/metrics` needs an API key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bentoml
+import joblib
+import numpy as np
+import pandas as pd
+import prometheus_client
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
+from mlgitops.serving.guards import ApiKeyAuth, KnownPathsOnly, RequestGuard
+from mlgitops.serving.package import BACKGROUND_FILE, MODEL_FILE, MODEL_NAME, file_md5
+from mlgitops.serving.schema import (
+    Contribution,
+    Explanation,
+    Prediction,
+    record_model,
+    records_type,
+    request_model,
+    typed_frame,
+)
+from mlgitops.stages.explain import shap_by_feature
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = "mlgitops"
+# Serve another entry than the newest one of the model store, e.g. `mlgitops-pipeline:<version>`.
+MODEL_TAG_ENV = "MLGITOPS_MODEL_TAG"
+# Where `bentoml.monitor` writes the prediction log (JSON lines), relative to the working dir.
+PREDICTION_LOG_ENV = "MLGITOPS_PREDICTION_LOG_DIR"
+MONITOR_NAME = "mlgitops_predictions"
+
+
+class ModelNotPackaged(RuntimeError):
+    """The BentoML model store has no packaged pipeline to serve."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """One entry of the model store as the service uses it."""
+
+    tag: str
+    version: str
+    path: Path
+    labels: dict[str, str]
+    metadata: dict[str, Any]
+    contract: ContractParams
+    serve: ServeParams
+
+    @classmethod
+    def from_store(cls, stored: Any) -> PackagedModel:
+        metadata = dict(stored.info.metadata)
+        return cls(
+            tag=str(stored.tag),
+            version=str(stored.tag.version),
+            path=Path(stored.path),
+            labels=dict(stored.info.labels),
+            metadata=metadata,
+            contract=ContractParams.model_validate(metadata["contract"]),
+            serve=ServeParams.model_validate(metadata["serve"]),
+        )
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metadata.get("classes") or [])
+
+    def describe(self, bento: Any = None) -> dict[str, Any]:
+        """What is deployed: code, model, data and params hashes, metrics and build times."""
+        built_at = bento.info.creation_time.isoformat(timespec="seconds") if bento else None
+        return {
+            "service": SERVICE_NAME,
+            "git_commit": self.labels.get("git_commit"),
+            "git_dirty": self.labels.get("git_dirty") == "true",
+            "model_md5": self.labels.get("model_md5"),
+            "data_md5": self.labels.get("data_md5"),
+            "params_sha256": self.labels.get("params_sha256"),
+            "model_tag": self.tag,
+            "model_version": self.version,
+            "bento_tag": str(bento.tag) if bento else None,
+            "build_time": built_at or self.metadata.get("packaged_at"),
+            "packaged_at": self.metadata.get("packaged_at"),
+            "metrics": self.metadata.get("metrics", {}),
+            "params": yaml.safe_load(self.metadata.get("params_yaml") or "{}"),
+        }
+
+
+def find_packaged_model(tag: str) -> PackagedModel:
+    """The model store entry `tag`, with how to create it when it is missing.
+
+    Raises:
+        ModelNotPackaged: naming the store searched and the commands that fill it.
+    """
+    try:
+        stored = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        raise ModelNotPackaged(
+            f"model '{tag}' is not in the BentoML model store "
+            f"({BentoMLContainer.model_store_dir.get()}). Build and package it first: "
+            "`make repro && mlgitops package` (with the same BENTOML_HOME as this server)."
+        ) from None
+    return PackagedModel.from_store(stored)
+
+
+def _json_values(series: pd.Series) -> list[Any]:
+    values = series.astype(object)
+    return values.where(series.notna(), None).tolist()
+
+
+PACKAGED = find_packaged_model(os.environ.get(MODEL_TAG_ENV, f"{MODEL_NAME}:latest"))
+SERVE = PACKAGED.serve
+
+# prometheus_client directly (BentoML's own wrapper is deprecated); BentoML sets up the
+# multiprocess directory before a worker imports this module, so /metrics aggregates workers.
+PREDICTIONS = prometheus_client.Counter(
+    name="mlgitops_predictions",
+    documentation="Predictions served, by predicted class ('value' for a regressor)",
+    labelnames=["predicted_class"],
+)
+MODEL_INFO = prometheus_client.Gauge(
+    name="mlgitops_model_info",
+    documentation="The model being served (always 1), labelled with its provenance",
+    labelnames=["git_commit", "model_md5", "data_md5", "model_version"],
+    multiprocess_mode="max",
+)
+REJECTIONS = prometheus_client.Counter(
+    name="mlgitops_validation_rejections",
+    documentation="Requests refused as bad input, by endpoint and field",
+    labelnames=["endpoint", "field"],
+)
+UNKNOWN_PATHS = prometheus_client.Counter(
+    name="mlgitops_unknown_path_requests",
+    documentation="Requests to a path no route serves (answered 404; the path is not kept)",
+)
+
+
+def count_rejection(endpoint: str, field: str) -> None:
+    """Count one refused field of one request."""
+    REJECTIONS.labels(endpoint=endpoint.strip("/") or "/", field=field).inc()
+
+
+EXAMPLE = PACKAGED.metadata.get("example")
+Record = record_model(PACKAGED.contract, example=EXAMPLE)
+PredictRequest = request_model(
+    "PredictRequest",
+    records_type(Record, max_records=SERVE.max_records, endpoint="predict", hook=count_rejection),
+    example=EXAMPLE,
+)
+ExplainRequest = request_model(
+    "ExplainRequest",
+    records_type(
+        Record, max_records=SERVE.max_explain_records, endpoint="explain", hook=count_rejection
+    ),
+    example=EXAMPLE,
+)
+
+
+class GuardedService(bentoml.Service):
+    """A BentoML service whose ASGI app answers unknown paths itself (see KnownPathsOnly)."""
+
+    def to_asgi(self, is_main: bool = True) -> Any:
+        app = super().to_asgi(is_main=is_main)
+        return KnownPathsOnly(app, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc)
+
+
+async def _metadata(request: Request) -> JSONResponse:
+    return JSONResponse(PACKAGED.describe(MlgitopsService.bento))
+
+
+metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
+
+
+@bentoml.asgi_app(metadata_app, path="/")
+@bentoml.service(
+    name=SERVICE_NAME,
+    service_class=GuardedService,
+    workers=SERVE.workers,
+    traffic={"timeout": 60},
+)
+class MlgitopsService:
+    """Predictions and explanations of the packaged pipeline, and what is deployed."""
+
+    packaged_model = bentoml.models.BentoModel(PACKAGED.tag)
+
+    def __init__(self) -> None:
+        model_file = PACKAGED.path / MODEL_FILE
+        md5 = file_md5(model_file)
+        if md5 != PACKAGED.labels["model_md5"]:
+            raise RuntimeError(
+                f"{model_file} has md5 {md5}, but was packaged as {PACKAGED.labels['model_md5']}; "
+                "package the model again with `mlgitops package`"
+            )
+        self.pipeline = joblib.load(model_file)
+        self.contract = PACKAGED.contract
+        self.classes = np.asarray(PACKAGED.classes, dtype=object) if PACKAGED.classes else None
+        self.background = typed_frame(
+            # Text as written (a category such as "NA" stays itself); only empty cells are missing.
+            pd.read_csv(
+                PACKAGED.path / BACKGROUND_FILE, dtype=str, keep_default_na=False, na_values=[""]
+            ).to_dict("records"),
+            self.contract,
+        )
+        self.seed = int(PACKAGED.metadata.get("seed", 0))
+        self.map_to_unknown = {
+            name: frozenset(self.contract.columns[name].categories or ())
+            for name in self.contract.features
+            if self.contract.columns[name].categories
+            and self.contract.columns[name].on_unknown == "map_to_unknown"
+        }
+        self.log_dir = os.environ.get(PREDICTION_LOG_ENV, "monitoring")
+        self._first_log = True
+        MODEL_INFO.labels(
+            git_commit=PACKAGED.labels.get("git_commit", ""),
+            model_md5=md5,
+            data_md5=PACKAGED.labels.get("data_md5", ""),
+            model_version=PACKAGED.version,
+        ).set(1)
+        logger.info(
+            "serving %s (commit %s, model md5 %s); prediction log under %s",
+            PACKAGED.tag,
+            PACKAGED.labels.get("git_commit", "?")[:12],
+            md5,
+            self.log_dir,
+        )
+
+    def _frame(self, records: list[Any]) -> pd.DataFrame:
+        return typed_frame([record.features() for record in records], self.contract)
+
+    def _warnings(self, record: Any) -> list[str]:
+        features = record.features()
+        return [
+            f"{name}: {features[name]!r} is not a known category; treated as unknown"
+            for name, known in self.map_to_unknown.items()
+            if features[name] is not None and features[name] not in known
+        ]
+
+    def _outputs(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
+        if self.classes is None:
+            return [float(v) for v in self.pipeline.predict(frame)], None
+        probabilities = self.pipeline.predict_proba(frame)
+        return self.classes[probabilities.argmax(axis=1)].tolist(), probabilities
+
+    def _log_columns(
+        self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
+    ) -> list[tuple[str, str, str, list[Any]]]:
+        """The prediction log's columns: name, role, type and one value per record."""
+        # Only the contract's features are in `frame`: identifiers and personal or free-text
+        # columns were dropped when the request was validated.
+        columns = [
+            (
+                name,
+                "feature",
+                "numerical"
+                if self.contract.columns[name].dtype in NUMERIC_DTYPES
+                else "categorical",
+                _json_values(frame[name]),
+            )
+            for name in self.contract.features
+        ]
+        kind = "numerical" if self.classes is None else "categorical"
+        columns.append(("prediction", "prediction", kind, outputs))
+        if proba is not None and self.classes is not None:
+            columns += [
+                (f"probability:{label}", "prediction", "numerical", proba[:, i].round(6).tolist())
+                for i, label in enumerate(self.classes)
+            ]
+        columns.append(("prediction_id", "prediction", "categorical", ids))
+        md5 = PACKAGED.labels.get("model_md5")
+        columns.append(("model_md5", "prediction", "categorical", [md5] * len(ids)))
+        return columns
+
+    def _log(
+        self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
+    ) -> None:
+        columns = self._log_columns(frame, ids, outputs, proba)
+        # BentoML learns the log's columns from the first record it writes, warning about
+        # every repeated value meanwhile: the first time, write one row on its own.
+        cuts = [0, 1, len(ids)] if self._first_log else [0, len(ids)]
+        self._first_log = False
+        options = {"log_path": self.log_dir, "log_config_file": None}
+        for start, stop in itertools.pairwise(cuts):
+            if start == stop:
+                continue
+            with bentoml.monitor(MONITOR_NAME, monitor_options=options) as monitor:
+                for name, role, kind, values in columns:
+                    monitor.log_batch(values[start:stop], name=name, role=role, data_type=kind)
+
+    @bentoml.api(
+        input_spec=PredictRequest,
+        batchable=SERVE.adaptive_batching,
+        max_batch_size=max(2, SERVE.max_records),
+        max_latency_ms=SERVE.max_batch_latency_ms,
+    )
+    def predict(self, records: list[Record]) -> list[Prediction]:
+        """Predict each record: the class and class probabilities (or the value), with an id."""
+        frame = self._frame(records)
+        outputs, proba = self._outputs(frame)
+        ids = [uuid.uuid4().hex for _ in records]
+        self._log(frame, ids, outputs, proba)
+        for label, count in Counter(
+            outputs if self.classes is not None else ["value"] * len(outputs)
+        ).items():
+            PREDICTIONS.labels(predicted_class=str(label)).inc(count)
+        return [
+            Prediction(
+                request_id=ids[i],
+                prediction=outputs[i],
+                probabilities=(
+                    dict(zip(self.classes.tolist(), proba[i].round(6).tolist(), strict=True))
+                    if proba is not None and self.classes is not None
+                    else None
+                ),
+                model_version=PACKAGED.version,
+                warnings=self._warnings(record),
+            )
+            for i, record in enumerate(records)
+        ]
+
+    @bentoml.api(input_spec=ExplainRequest)
+    def explain(self, records: list[Record]) -> list[Explanation]:
+        """The top SHAP contributions per original feature behind each record's prediction."""
+        frame = self._frame(records)
+        outputs, proba = self._outputs(frame)
+        values, names = shap_by_feature(self.pipeline, frame, self.background, seed=self.seed)
+        top_k = SERVE.explain_top_k
+        explanations = []
+        for i in range(len(frame)):
+            column = int(proba[i].argmax()) if proba is not None else 0
+            contributions = values[i, :, column]
+            order = np.argsort(-np.abs(contributions), kind="stable")[:top_k]
+            explanations.append(
+                Explanation(
+                    request_id=uuid.uuid4().hex,
+                    prediction=outputs[i],
+                    explained_output=str(outputs[i]) if proba is not None else None,
+                    contributions=[
+                        Contribution(feature=names[j], value=round(float(contributions[j]), 6))
+                        for j in order
+                    ],
+                    model_version=PACKAGED.version,
+                )
+            )
+        return explanations
+
+
+MlgitopsService.add_asgi_middleware(ApiKeyAuth, keys_env=SERVE.api_keys_env)
+MlgitopsService.add_asgi_middleware(
+    RequestGuard, max_body_bytes=SERVE.max_body_bytes, on_reject=count_rejection
+)

@@ -1,0 +1,187 @@
+"""Deploy orchestration: verify refuses what was not reviewed, the smoke test finds what is
+broken, the record only grows, and a bad target fails before touching anything."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pytest
+
+from helpers import run
+from mlgitops.cli import main as cli
+from mlgitops.deploy import record
+from mlgitops.deploy.local import LocalTarget
+from mlgitops.deploy.orchestrate import pinned, smoke_test, verify
+from mlgitops.deploy.target import DeployError
+
+
+@pytest.fixture
+def reproduced(project_copy):
+    """A project copy whose outputs are reproduced and pushed to its local remote."""
+    project = project_copy()
+    run(["mlgitops", "data", "fetch"], project)
+    run(["dvc", "repro"], project)
+    run(["dvc", "push"], project)
+    return project
+
+
+@pytest.mark.slow
+def test_verify_accepts_the_pinned_workspace(reproduced):
+    identity = verify(reproduced)
+    assert identity.model_md5 == pinned(reproduced).model_md5
+    assert len(identity.commit) == 40
+
+
+@pytest.mark.slow
+def test_verify_refuses_stale_outputs_and_names_them(reproduced):
+    (reproduced / "artifacts" / "model.joblib").write_bytes(b"not the reviewed model")
+    with pytest.raises(DeployError, match=r"model\.joblib \(modified\)"):
+        verify(reproduced)
+
+
+@pytest.mark.slow
+def test_verify_refuses_changed_params(reproduced):
+    params = reproduced / "params.yaml"
+    params.write_text(params.read_text().replace("n_estimators: 200", "n_estimators: 20"))
+    with pytest.raises(DeployError, match=r"train: params\.yaml \(train modified\)"):
+        verify(reproduced)
+
+
+@pytest.mark.slow
+def test_verify_names_a_missing_remote_object(project_copy):
+    project = project_copy()  # nothing was ever pushed to its remote
+    run(["mlgitops", "data", "fetch"], project)
+    with pytest.raises(DeployError, match="the DVC remote lacks pinned outputs"):
+        verify(project)
+
+
+class FakeService(BaseHTTPRequestHandler):
+    """Answers like the service; `behaviour` decides what is broken."""
+
+    behaviour: ClassVar[dict] = {}
+
+    def _send(self, status: int, payload: object) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        if self.path == "/readyz":
+            self._send(self.behaviour.get("ready", 200), {})
+        elif self.path == "/metadata":
+            self._send(200, {"model_md5": self.behaviour.get("model_md5", "abc")})
+        else:
+            self._send(404, {})
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self._send(self.behaviour.get("predict", 200), [{"prediction": "x"}])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def fake_service():
+    server = HTTPServer(("127.0.0.1", 0), FakeService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "problem"),
+    [
+        ({}, None),
+        ({"ready": 503}, "/readyz answered 503"),
+        ({"predict": 500}, "/predict answered 500"),
+        ({"model_md5": "other"}, "/metadata reports model other, dvc.lock pins abc"),
+    ],
+)
+def test_smoke_test_finds_each_problem(fake_service, behaviour, problem):
+    FakeService.behaviour = behaviour
+    problems = smoke_test(fake_service, expected_model_md5="abc", example={"a": 1}, api_key="k")
+    if problem is None:
+        assert problems == [], "a healthy release has no problems"
+    else:
+        assert problem in " ".join(problems), problems
+
+
+def test_smoke_test_reports_an_unreachable_endpoint():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    problems = smoke_test(
+        f"http://127.0.0.1:{port}", expected_model_md5="abc", example={}, api_key=None, timeout=2
+    )
+    assert problems, "an endpoint that does not answer is a problem"
+    assert "did not answer" in problems[0]
+
+
+def test_record_only_grows_and_skips_corrupt_lines(tmp_path):
+    path = tmp_path / "deployments.jsonl"
+    for outcome in (record.RELEASED, record.ROLLED_BACK):
+        record.append(path, record.DeploymentEntry("c1", "m", "d", "mlgitops:c1", "local", outcome))
+    with path.open("a") as handle:
+        handle.write("{not json\n")
+    entries = record.read(path)
+    assert [e["outcome"] for e in entries] == ["released", "rolled_back"]
+    assert all(e["time"] for e in entries)
+
+
+def test_local_target_refuses_a_taken_port(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        target = LocalTarget(state_dir=tmp_path, port=taken.getsockname()[1])
+        with pytest.raises(DeployError, match="is taken by another program"):
+            target.check_configured()
+
+
+def test_bad_server_env_fails_before_anything(tmp_path, caplog):
+    code = cli(
+        [
+            "deploy",
+            "--target",
+            "local",
+            "--state-dir",
+            str(tmp_path),
+            "--server-env",
+            "NOEQUALS",
+            "--step",
+            "verify",
+        ]
+    )
+    assert code == 1
+    assert "--server-env expects NAME=VALUE" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("image", "message"),
+    [
+        (None, "--image is required"),
+        ("ghcr.io/octo/demo:latest", "never only 'latest'"),
+        ("ghcr.io/octo/demo", "must be the commit"),
+    ],
+)
+def test_containerize_refuses_an_image_not_tagged_with_the_commit(tmp_path, image, message):
+    from mlgitops.deploy.orchestrate import Pinned, containerize
+
+    identity = Pinned(commit="a" * 40, model_md5="m", data_md5="d")
+    with pytest.raises(DeployError, match=message):
+        containerize(tmp_path, identity, image)
+
+
+def test_unconfigured_kubernetes_target_fails_before_touching_anything(caplog):
+    # The default params name no namespace: the release step stops before verify or build.
+    code = cli(["deploy", "--target", "kubernetes", "--step", "release"])
+    assert code == 1
+    assert "no Kubernetes namespace configured" in caplog.text

@@ -1,0 +1,206 @@
+"""A real `bentoml build` and `bentoml serve` of the built bento, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
+
+from helpers import PROJECT_ROOT
+from mlgitops.serving.package import data_md5, locked_md5
+
+pytestmark = pytest.mark.slow
+
+STARTUP_SECONDS = 90
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def command_env(bentoml_home: Path, predictions: Path) -> dict[str, str]:
+    """The environment of the commands: the test interpreter's tools, a private home."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+    }
+    env.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        BENTOML_HOME=str(bentoml_home),
+        BENTOML_DO_NOT_TRACK="True",
+        MLGITOPS_API_KEYS=",".join(API_KEYS),
+        MLGITOPS_PREDICTION_LOG_DIR=str(predictions),
+    )
+    return env
+
+
+def checked(command: list[str], cwd: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    bento_tag: str
+    log: Path
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server and the workers it started (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Iterator[LiveServer]:
+    """`mlgitops package`, `bentoml build` and `bentoml serve` of the bento, in a fresh home."""
+    root = tmp_path_factory.mktemp("live")
+    env = command_env(root / "bentoml", root / "predictions")
+    checked(["mlgitops", "package", "--repo", str(trained_project)], trained_project, env)
+    built = checked(
+        ["bentoml", "build", "-f", "bentofile.yaml", "src", "-o", "tag"], PROJECT_ROOT, env
+    )
+    tag = built.strip().splitlines()[-1].removeprefix("__tag__:")
+    port = free_port()
+    log = root / "serve.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            ["bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            assert process.poll() is None, f"bentoml serve exited:\n{log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"not ready in time:\n{log.read_text()[-3000:]}"
+            time.sleep(0.5)
+        yield LiveServer(url=url, bento_tag=tag, log=log)
+    finally:
+        stop(process)
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def live_example(packaged) -> dict:
+    return dict(packaged.info.metadata["example"])
+
+
+def test_served_bento_predicts_and_explains(http, auth, live_example):
+    response = http.post("/predict", json={"records": [live_example]}, headers=auth)
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["probabilities"], "no probabilities"
+    response = http.post("/explain", json={"records": [live_example]}, headers=auth)
+    assert response.status_code == 200, response.text
+    assert response.json()[0]["contributions"], "no contributions"
+
+
+def test_served_bento_refuses_each_bad_input_class(http, auth, live_example, params):
+    # Given the real server, when each class of bad input is sent, then each gets its 4xx
+    # with a JSON body naming the field.
+    for case in BAD_INPUT_CASES:
+        response = send(http, case, example=live_example, params=params, headers=auth)
+        check_refusal(response, case, params)
+
+
+def test_served_bento_requires_a_key_except_for_probes(http, live_example):
+    response = http.post("/predict", json={"records": [live_example]})
+    assert response.status_code == 401, response.text
+    assert http.get("/metadata").status_code == 401, "/metadata is open"
+    for probe in ("/livez", "/readyz", "/metrics"):
+        assert http.get(probe).status_code == 200, f"{probe} needs a key"
+
+
+def test_served_metadata_hashes_equal_the_lock(http, auth, live, trained_project):
+    # Given the served bento, then /metadata reports the md5s that dvc.lock and data.dvc
+    # record, the commit packaged and the bento that was built.
+    meta = http.get("/metadata", headers=auth).json()
+    lock = yaml.safe_load((trained_project / "dvc.lock").read_text())
+    assert meta["model_md5"] == locked_md5(lock, "artifacts/model.joblib"), "model md5"
+    pointer = yaml.safe_load((trained_project / "data.dvc").read_text())
+    assert meta["data_md5"] == data_md5(pointer), "data md5"
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=trained_project, capture_output=True, text=True
+    ).stdout.strip()
+    assert meta["git_commit"] == head, "commit"
+    assert meta["bento_tag"] == live.bento_tag, "bento tag"
+    assert meta["build_time"], "no build time"
+
+
+def test_served_metrics_scrape(http, auth, live_example):
+    # Given traffic (a prediction, a refusal, an unknown path), when /metrics is scraped,
+    # then BentoML's request metrics and the service's own are there, and the unknown
+    # path is not a series.
+    assert http.post("/predict", json={"records": [live_example]}, headers=auth).status_code == 200
+    first = next(iter(live_example))
+    partial = {k: v for k, v in live_example.items() if k != first}
+    assert http.post("/predict", json={"records": [partial]}, headers=auth).status_code == 400
+    unknown = f"/made-up-{uuid.uuid4().hex}"
+    assert http.get(unknown, headers=auth).status_code == 404, "unknown path is not 404"
+    text = http.get("/metrics").text
+    assert 'endpoint="/predict"' in text, "BentoML's request metrics are missing"
+    assert "mlgitops_model_info{" in text, "no model_info gauge"
+    assert "mlgitops_predictions_total{" in text, "no predictions by class"
+    assert f'field="{first}"' in text, "no rejection by field"
+    assert unknown not in text, "an unknown path became a series"
+
+
+def test_server_without_a_model_says_how_to_build_it(tmp_path):
+    # Given an empty model store, when the service is served, then it stops with a message
+    # naming the commands that build and package the model.
+    env = command_env(tmp_path / "empty-home", tmp_path / "predictions")
+    result = subprocess.run(
+        [
+            "bentoml",
+            "serve",
+            "mlgitops.serving.service:MlgitopsService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(free_port()),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_SECONDS,
+        check=False,
+    )
+    assert result.returncode != 0, "the server started without a model"
+    assert "make repro && mlgitops package" in result.stderr, result.stderr[-2000:]
