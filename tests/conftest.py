@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import PROJECT_ROOT, run, tracked_files
+from helpers import PROJECT_ROOT, copy_project
 from mlgitops.config import Params, load_params
 
-TIERS = ("unit", "data", "model", "pipeline", "workflows", "service", "deploy", "lifecycle")
+TIERS = (
+    "unit",
+    "data",
+    "model",
+    "pipeline",
+    "workflows",
+    "service",
+    "deploy",
+    "lifecycle",
+    "monitor",
+)
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
@@ -62,26 +71,6 @@ def project_copy(tmp_path: Path) -> Callable[..., Path]:
     """
 
     def make(name: str = "project") -> Path:
-        target = tmp_path / name
-        for relative in tracked_files(PROJECT_ROOT):
-            destination = target / relative
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT_ROOT / relative, destination)
-        run(["git", "init", "-q", "-b", "main"], target)
-        run(["git", "add", "-A"], target)
-        run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
-        run(
-            [
-                "dvc",
-                "remote",
-                "modify",
-                "--local",
-                "local",
-                "url",
-                str(tmp_path / f"{name}-remote"),
-            ],
-            target,
-        )
-        return target
+        return copy_project(tmp_path / name, remote=tmp_path / f"{name}-remote")
 
     return make

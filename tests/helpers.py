@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -31,3 +32,17 @@ def run(command: list[str], cwd: Path, *, check: bool = True) -> subprocess.Comp
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
         )
     return result
+
+
+def copy_project(target: Path, *, remote: Path) -> Path:
+    """Copy the project as a fresh clone would have it into `target`, as its own git
+    repository whose DVC remote is the folder `remote` (set in the untracked local config)."""
+    for relative in tracked_files(PROJECT_ROOT):
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / relative, destination)
+    run(["git", "init", "-q", "-b", "main"], target)
+    run(["git", "add", "-A"], target)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
+    run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], target)
+    return target

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from bad_input import API_KEYS
 
-from helpers import PROJECT_ROOT, run, tracked_files
+from helpers import PROJECT_ROOT, copy_project, run
 
 REQUIRED_ARTIFACTS = (
     "artifacts/model.joblib",
@@ -72,16 +72,8 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     `make repro`), else a fresh copy in which the pipeline runs (as in CI's fresh clone)."""
     if _workspace_matches_lock(PROJECT_ROOT):
         return PROJECT_ROOT
-    target = tmp_path_factory.mktemp("trained") / "project"
-    for relative in tracked_files(PROJECT_ROOT):
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / relative, destination)
-    run(["git", "init", "-q", "-b", "main"], target)
-    run(["git", "add", "-A"], target)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
-    remote = target.parent / "remote"
-    run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], target)
+    folder = tmp_path_factory.mktemp("trained")
+    target = copy_project(folder / "project", remote=folder / "remote")
     run(["mlgitops", "data", "fetch"], target)
     run(["dvc", "repro"], target)
     return target
