@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 from pathlib import Path
 
 import pytest
 import yaml
+from ruamel.yaml import YAML
 
 from mlgitops.config import Params
+from mlgitops.report.compare import flatten
 
 ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
@@ -60,3 +63,22 @@ def test_stage_params_are_real_sections(stage):
     sections = {field.alias or name for name, field in Params.model_fields.items()}
     for key in PIPELINE[stage].get("params", []):
         assert key in sections, f"stage '{stage}' depends on unknown params section '{key}'"
+
+
+def test_dvc_lock_matches_the_committed_code_and_params():
+    # Given dvc.lock, every source file and params section a stage depends on must hash to
+    # what the lock records; otherwise a fresh clone re-runs stages and a deploy refuses it.
+    # DVC writes YAML 1.2 (an unquoted Yes is text); PyYAML would read it as a boolean.
+    lock = YAML(typ="safe", pure=True).load((ROOT / "dvc.lock").read_text())["stages"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    stale = []
+    for stage, entry in lock.items():
+        for dep in entry.get("deps", []):
+            if dep["path"].startswith("src/"):
+                actual = hashlib.md5((ROOT / dep["path"]).read_bytes()).hexdigest()
+                if actual != dep["md5"]:
+                    stale.append(f"{stage}: {dep['path']}")
+        for section, recorded in entry.get("params", {}).get("params.yaml", {}).items():
+            if flatten({section: params.get(section)}) != flatten({section: recorded}):
+                stale.append(f"{stage}: params.yaml {section}")
+    assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
