@@ -213,19 +213,32 @@ def release(
     example = example_request(repo, params)
     previous = target.current()
 
-    def log(commit: str, outcome: str, reason: str = "") -> None:
+    def log(outcome: str, reason: str = "") -> None:
         record.append(
             record_path,
             record.DeploymentEntry(
-                commit=commit,
-                model_md5=identity.model_md5 if commit == identity.commit else "",
-                data_md5=identity.data_md5 if commit == identity.commit else "",
-                bento_tag=identity.bento_tag
-                if commit == identity.commit
-                else (previous.bento_tag if previous else ""),
+                commit=identity.commit,
+                model_md5=identity.model_md5,
+                data_md5=identity.data_md5,
+                bento_tag=identity.bento_tag,
                 target=target.name,
                 outcome=outcome,
                 reason=reason,
+            ),
+        )
+
+    def log_restored(release: Release) -> None:
+        # The previous release's hashes are not known here; its commit identifies it.
+        record.append(
+            record_path,
+            record.DeploymentEntry(
+                commit=release.commit,
+                model_md5="",
+                data_md5="",
+                bento_tag=release.bento_tag,
+                target=target.name,
+                outcome=record.RESTORED,
+                reason=f"restored after {identity.commit[:12]} failed",
             ),
         )
 
@@ -233,7 +246,7 @@ def release(
         released = target.release(identity.commit, identity.bento_tag, image)
     except DeployError as error:
         target.restore(previous)
-        log(identity.commit, record.FAILED, str(error))
+        log(record.FAILED, str(error))
         raise
     problems = smoke_test(
         released.endpoint,
@@ -244,15 +257,15 @@ def release(
     if problems:
         target.restore(previous)
         reason = "; ".join(problems)
-        log(identity.commit, record.ROLLED_BACK, reason)
+        log(record.ROLLED_BACK, reason)
         if previous is not None:
-            log(previous.commit, record.RESTORED, f"restored after {identity.commit[:12]} failed")
+            log_restored(previous)
         kept = previous.bento_tag if previous else "nothing (there was no previous release)"
         raise DeployError(f"smoke test failed ({reason}); {kept} is serving")
     retire = getattr(target, "retire", None)
     if retire is not None:
         retire(previous)
-    log(identity.commit, record.RELEASED)
+    log(record.RELEASED)
     logger.info("released %s on %s at %s", identity.bento_tag, target.name, released.endpoint)
     return released
 
