@@ -119,3 +119,22 @@ rollback: $(STAMP) ## Revert the last merge into main (or COMMIT=<sha>) on a rol
 
 kube-manifests: $(STAMP) ## Print what the last Kubernetes release applied (else the base), rendered
 	kubectl kustomize $(if $(wildcard .mlgitops/k8s/kustomization.yaml),.mlgitops/k8s,deploy/k8s)
+
+# Monitoring (src/mlgitops/monitor/). `monitor` judges the prediction log of `make serve` (or
+# LOGS=<dir>) against the training data: drift then decay, reports in monitor/; it exits 1 when
+# either is found. `simulate-traffic` sends held-out rows, shifted by SHIFT standard deviations,
+# to a running service (URL, default `make serve`'s address; key from $MLGITOPS_API_KEY).
+LOGS ?= .mlgitops/predictions
+URL ?= http://$(SERVE_HOST):$(SERVE_PORT)
+SHIFT ?= 0
+
+.PHONY: monitor simulate-traffic prune-logs
+monitor: $(STAMP) ## Drift and decay of the prediction log (LOGS=...) into monitor/; exit 1 if found
+	mlgitops monitor drift --logs $(LOGS) --output-dir monitor
+	mlgitops monitor decay --logs $(LOGS) --output-dir monitor
+
+simulate-traffic: $(STAMP) ## Send held-out rows (shifted by SHIFT std) to the service at URL
+	mlgitops simulate-traffic --url $(URL) --shift $(SHIFT)
+
+prune-logs: $(STAMP) ## Delete prediction-log records older than monitor.retention_days
+	mlgitops monitor prune --logs $(LOGS)

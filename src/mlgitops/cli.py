@@ -11,6 +11,7 @@ from pathlib import Path
 from mlgitops.deploy.commands import register_deploy_commands
 from mlgitops.deploy.orchestrate import add_deploy_command
 from mlgitops.logs import configure_logging
+from mlgitops.monitor.commands import register_monitor_commands
 from mlgitops.serving.commands import register_serving_commands
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_serving_commands(commands)
     add_deploy_command(commands)
     register_deploy_commands(commands)
+    register_monitor_commands(commands)
     return parser
 
 

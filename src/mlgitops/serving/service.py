@@ -4,12 +4,13 @@ Everything the service knows comes from the model entry `mlgitops package` wrote
 `model.joblib` DVC recorded, the data contract (from which the request schema is derived), the
 `serve` params (limits, batching, workers) and the provenance `/metadata` reports.
 
-Routes: `POST /predict`, `POST /explain`, `GET /metadata`, and BentoML's `/livez`, `/readyz`
-and `/metrics`. Every route but the probes and `/metrics` needs an API key.
+Routes: `POST /predict`, `POST /explain`, `POST /feedback`, `GET /metadata`, and BentoML's
+`/livez`, `/readyz` and `/metrics`. Every route but the probes and `/metrics` needs an API key.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import logging
 import os
@@ -25,12 +26,14 @@ import numpy as np
 import pandas as pd
 import prometheus_client
 import yaml
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
+from mlgitops.monitor.logs import append_feedback, prediction_exists
 from mlgitops.serving.guards import ApiKeyAuth, KnownPathsOnly, RequestGuard
 from mlgitops.serving.package import BACKGROUND_FILE, MODEL_FILE, MODEL_NAME, file_md5
 from mlgitops.serving.schema import (
@@ -177,6 +180,22 @@ ExplainRequest = request_model(
     ),
     example=EXAMPLE,
 )
+
+
+class Feedback(BaseModel):
+    """Ground truth for one earlier prediction."""
+
+    prediction_id: str = Field(
+        pattern=r"^[0-9a-f]{32}$", description="The `request_id` /predict returned."
+    )
+    label: str | float = Field(description="The true class, or value for a regressor.")
+
+
+class FeedbackReceipt(BaseModel):
+    """What /feedback recorded."""
+
+    prediction_id: str
+    recorded_at: str
 
 
 class GuardedService(bentoml.Service):
@@ -365,6 +384,33 @@ class MlgitopsService:
                 )
             )
         return explanations
+
+    @bentoml.api(input_spec=Feedback)
+    def feedback(self, prediction_id: str, label: str | float) -> FeedbackReceipt:
+        """Record the ground truth of an earlier prediction (append-only, fsynced)."""
+        if self.classes is not None and str(label) not in set(self.classes.tolist()):
+            raise bentoml.exceptions.InvalidArgument(
+                f"label must be one of the model's classes {self.classes.tolist()}, got {label!r}"
+            )
+        if self.classes is None and isinstance(label, str):
+            raise bentoml.exceptions.InvalidArgument("label must be a number for a regressor")
+        if not prediction_exists(Path(self.log_dir), prediction_id):
+            raise bentoml.exceptions.NotFound(
+                f"no prediction with id {prediction_id} in the prediction log; send the "
+                "request_id that /predict returned (records past monitor.retention_days or "
+                "erased on request are gone)"
+            )
+        now = dt.datetime.now(dt.UTC).isoformat()
+        append_feedback(
+            Path(self.log_dir),
+            {
+                "prediction_id": prediction_id,
+                "label": str(label) if self.classes is not None else float(label),
+                "timestamp": now,
+                "model_md5": PACKAGED.labels.get("model_md5"),
+            },
+        )
+        return FeedbackReceipt(prediction_id=prediction_id, recorded_at=now)
 
 
 MlgitopsService.add_asgi_middleware(ApiKeyAuth, keys_env=SERVE.api_keys_env)

@@ -1,0 +1,1 @@
+"""Monitoring: the prediction log, drift and decay, retention and erasure, the retraining PR."""

@@ -1,0 +1,280 @@
+"""The prediction log and the feedback log: reading, retention pruning and erasure.
+
+The service writes one JSON object per line with `bentoml.monitor` under
+`<log dir>/mlgitops_predictions/data/` (`data.<worker>.log`, rotated daily into
+`data.<worker>.log.<date>`), and ground truth posted to `/feedback` as JSON lines in
+`<log dir>/mlgitops_feedback/feedback.jsonl`. Both files are append-only while served;
+`prune` and `forget` rewrite them (write a temporary file, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+PREDICTIONS_FOLDER = "mlgitops_predictions"
+FEEDBACK_FOLDER = "mlgitops_feedback"
+FEEDBACK_FILE = "feedback.jsonl"
+# Keys without which a line cannot be used: it is counted as corrupt.
+REQUIRED_KEYS = ("prediction_id", "model_md5", "timestamp", "prediction")
+FEEDBACK_KEYS = ("prediction_id", "label", "timestamp")
+
+_append_lock = threading.Lock()
+
+
+class LogError(ValueError):
+    """The prediction log cannot be used: missing, empty, or from another model."""
+
+
+@dataclass
+class FileStats:
+    """What reading one log file found."""
+
+    path: str
+    records: int = 0
+    corrupt_lines: list[int] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.records == 0 and not self.corrupt_lines
+
+
+@dataclass
+class LogRead:
+    """The records of a log folder and, per file, how many lines could not be used."""
+
+    frame: pd.DataFrame
+    files: list[FileStats]
+
+    @property
+    def corrupt_lines(self) -> int:
+        return sum(len(f.corrupt_lines) for f in self.files)
+
+    @property
+    def empty_files(self) -> list[str]:
+        return [f.path for f in self.files if f.empty]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "files": len(self.files),
+            "records": len(self.frame),
+            "empty_files": self.empty_files,
+            "corrupt_lines": self.corrupt_lines,
+            "corrupt_by_file": {f.path: f.corrupt_lines for f in self.files if f.corrupt_lines},
+        }
+
+
+def prediction_files(log_dir: Path) -> list[Path]:
+    """Every prediction-log file under `log_dir`, rotated ones included, in name order."""
+    folder = Path(log_dir) / PREDICTIONS_FOLDER / "data"
+    return sorted(p for p in folder.glob("*.log*") if p.is_file())
+
+
+def feedback_path(log_dir: Path) -> Path:
+    """Where ground truth posted to `/feedback` is appended."""
+    return Path(log_dir) / FEEDBACK_FOLDER / FEEDBACK_FILE
+
+
+def parse_timestamp(text: str) -> dt.datetime:
+    """An ISO timestamp as an aware datetime; a naive one is local time (BentoML writes those).
+
+    Raises:
+        ValueError: when `text` is not an ISO 8601 timestamp.
+    """
+    value = dt.datetime.fromisoformat(text)
+    return value if value.tzinfo else value.astimezone()
+
+
+def _parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(record, dict) or any(key not in record for key in required):
+        return None
+    try:
+        parse_timestamp(str(record["timestamp"]))
+    except ValueError:
+        return None
+    return record
+
+
+def read_records(paths: Iterable[Path], required: tuple[str, ...]) -> LogRead:
+    """Read JSON-lines files; a line that is not a usable record is skipped and counted.
+
+    Args:
+        paths: the files to read.
+        required: keys every record must have.
+
+    Returns:
+        The records as a frame (a `timestamp` column of UTC datetimes, a `source` column naming
+        the file) and per-file counts of records and corrupt line numbers.
+    """
+    rows: list[dict[str, Any]] = []
+    files = []
+    for path in paths:
+        stats = FileStats(path=str(path))
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                record = _parse_line(line, required)
+                if record is None:
+                    stats.corrupt_lines.append(number)
+                    continue
+                record["source"] = str(path)
+                rows.append(record)
+                stats.records += 1
+        if stats.corrupt_lines:
+            logger.warning(
+                "%s: skipped %d corrupt line(s) (lines %s)",
+                path,
+                len(stats.corrupt_lines),
+                ", ".join(map(str, stats.corrupt_lines[:10])),
+            )
+        files.append(stats)
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["timestamp"] = pd.to_datetime(
+            [parse_timestamp(str(t)) for t in frame["timestamp"]], utc=True
+        )
+    return LogRead(frame=frame, files=files)
+
+
+def read_predictions(log_dir: Path) -> LogRead:
+    """The prediction log under `log_dir`.
+
+    Raises:
+        LogError: when there is no log file, or no file holds a usable record.
+    """
+    paths = prediction_files(log_dir)
+    if not paths:
+        raise LogError(
+            f"no prediction log under {log_dir}: expected JSON lines in "
+            f"{Path(log_dir) / PREDICTIONS_FOLDER / 'data'}/data.<worker>.log "
+            "(the service's MLGITOPS_PREDICTION_LOG_DIR)"
+        )
+    read = read_records(paths, REQUIRED_KEYS)
+    if read.frame.empty:
+        raise LogError(
+            f"the prediction log under {log_dir} holds no usable record: {len(paths)} file(s), "
+            f"{len(read.empty_files)} empty, {read.corrupt_lines} corrupt line(s)"
+        )
+    return read
+
+
+def read_feedback(log_dir: Path) -> LogRead:
+    """The feedback log under `log_dir` (an empty frame when nothing was posted yet)."""
+    path = feedback_path(log_dir)
+    return read_records([path] if path.exists() else [], FEEDBACK_KEYS)
+
+
+def prediction_exists(log_dir: Path, prediction_id: str) -> bool:
+    """Whether the prediction log holds `prediction_id` (a text scan, JSON-checked on a hit)."""
+    needle = f'"{prediction_id}"'
+    for path in prediction_files(log_dir):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if needle in line:
+                    record = _parse_line(line, REQUIRED_KEYS)
+                    if record is not None and record["prediction_id"] == prediction_id:
+                        return True
+    return False
+
+
+def append_feedback(log_dir: Path, record: dict[str, Any]) -> Path:
+    """Append one feedback record as a JSON line and fsync it before returning."""
+    path = feedback_path(log_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with _append_lock:
+        # O_APPEND: one write per record, so several workers never interleave a line.
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, line.encode("utf-8"))
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    return path
+
+
+def _rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
+    """Rewrite `path` with only the lines `keep` accepts; returns how many were removed."""
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        lines = handle.readlines()
+    kept = [line for line in lines if keep(_parse_line(line, ()), line)]
+    removed = len(lines) - len(kept)
+    if not removed:
+        return 0
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.writelines(kept)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, path.stat().st_mode)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return removed
+
+
+def _all_files(log_dir: Path) -> list[Path]:
+    feedback = feedback_path(log_dir)
+    return [*prediction_files(log_dir), *([feedback] if feedback.exists() else [])]
+
+
+def prune(log_dir: Path, *, retention_days: int, now: dt.datetime) -> dict[str, int]:
+    """Delete records older than `retention_days` from the prediction and feedback logs.
+
+    A line whose timestamp cannot be read is kept (and reported by `monitor drift` as corrupt):
+    retention deletes old data, never data it cannot date.
+
+    Returns:
+        Lines removed per file (files with none removed are left out).
+    """
+    cutoff = now - dt.timedelta(days=retention_days)
+
+    def keep(record: dict[str, Any] | None, _line: str) -> bool:
+        if record is None or "timestamp" not in record:
+            return True
+        try:
+            return parse_timestamp(str(record["timestamp"])) >= cutoff
+        except ValueError:
+            return True
+
+    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
+    return {path: count for path, count in removed.items() if count}
+
+
+def forget(log_dir: Path, prediction_ids: Iterable[str]) -> dict[str, int]:
+    """Erase every record of the given prediction ids from the prediction and feedback logs.
+
+    A line that is not valid JSON but mentions one of the ids is erased too: a damaged record
+    of a subject is still that subject's record.
+
+    Returns:
+        Lines removed per file (files with none removed are left out).
+    """
+    ids = set(prediction_ids)
+
+    def keep(record: dict[str, Any] | None, line: str) -> bool:
+        if record is not None and "prediction_id" in record:
+            return record["prediction_id"] not in ids
+        return not any(i in line for i in ids)
+
+    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
+    return {path: count for path, count in removed.items() if count}

@@ -1,0 +1,92 @@
+"""Realistic traffic for demos and tests: held-out rows, optionally shifted, sent to /predict."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlgitops.config import NUMERIC_DTYPES, ContractParams
+
+logger = logging.getLogger(__name__)
+
+
+def shift_rows(frame: pd.DataFrame, contract: ContractParams, amount: float) -> pd.DataFrame:
+    """Move every numeric feature by `amount` standard deviations, kept inside the contract.
+
+    Clipping to the contract's `min`/`max` keeps shifted rows valid requests; a large shift
+    piles values up at the bound, which is still drift.
+    """
+    shifted = frame.copy()
+    for name in contract.features:
+        spec = contract.columns[name]
+        if spec.dtype not in NUMERIC_DTYPES:
+            continue
+        values = pd.to_numeric(shifted[name], errors="coerce").astype(float)
+        moved = (values + amount * values.std()).clip(spec.min, spec.max)
+        shifted[name] = moved.round(0) if spec.dtype == "int" else moved.round(5)
+    return shifted
+
+
+def sample_records(
+    frame: pd.DataFrame, contract: ContractParams, *, count: int, shift: float, seed: int
+) -> list[dict[str, Any]]:
+    """`count` records drawn with replacement from `frame`'s features, shifted by `shift`."""
+    rng = np.random.default_rng(seed)
+    rows = frame.iloc[rng.integers(0, len(frame), size=count)].reset_index(drop=True)
+    rows = shift_rows(rows[list(contract.features)], contract, shift)
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    return [{k: v for k, v in record.items() if v is not None} for record in records]
+
+
+@dataclass(frozen=True)
+class TrafficResult:
+    """What a simulation sent and how the service answered."""
+
+    sent: int
+    ok: int
+    failed: int
+    seconds: float
+    status_counts: dict[int, int]
+
+
+def send_traffic(
+    url: str,
+    records: list[dict[str, Any]],
+    *,
+    api_key: str,
+    batch_size: int,
+    max_seconds: float,
+    progress: bool = True,
+) -> TrafficResult:
+    """POST `records` to `url`/predict in batches, with a progress bar, within `max_seconds`."""
+    import httpx
+    from tqdm import tqdm
+
+    start = time.monotonic()
+    statuses: dict[int, int] = {}
+    sent = ok = 0
+    headers = {"Authorization": f"Bearer {api_key}"}
+    with (
+        httpx.Client(base_url=url, timeout=30, headers=headers) as client,
+        tqdm(total=len(records), unit="record", disable=not progress) as bar,
+    ):
+        for begin in range(0, len(records), batch_size):
+            if time.monotonic() - start > max_seconds:
+                logger.warning("stopped after %.0f s (--max-seconds)", max_seconds)
+                break
+            batch = records[begin : begin + batch_size]
+            try:
+                status = client.post("/predict", json={"records": batch}).status_code
+            except httpx.TransportError as error:
+                logger.error("request failed: %s", error)
+                status = 0
+            statuses[status] = statuses.get(status, 0) + 1
+            sent += len(batch)
+            ok += len(batch) if status == 200 else 0
+            bar.update(len(batch))
+    return TrafficResult(sent, ok, sent - ok, round(time.monotonic() - start, 3), statuses)

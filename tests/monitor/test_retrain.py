@@ -1,0 +1,155 @@
+"""The retraining trigger of monitor.yml, run step by step in a local git repository.
+
+`cml` cannot run here, so a recorder stands in for it on PATH: it records its arguments and
+does what `cml pr create` does locally (a branch and one commit of the given paths), without
+the push and the pull-request call.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import stat
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import PROJECT_ROOT, run
+from mlgitops.serving.package import locked_md5
+
+pytestmark = pytest.mark.slow
+
+WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "monitor.yml"
+EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
+
+RECORDER = '''#!{python}
+"""A stand-in for `cml pr create`: records argv, then branches and commits like CML."""
+import json, subprocess, sys
+with open({log!r}, "a") as handle:
+    handle.write(json.dumps(sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+assert args[:2] == ["pr", "create"], args
+options, paths, i = {{}}, [], 2
+while i < len(args):
+    if args[i].startswith("--"):
+        options[args[i]] = args[i + 1]
+        i += 2
+    else:
+        paths.append(args[i])
+        i += 1
+git = ["git", "-c", "user.name=" + options["--user-name"], "-c",
+       "user.email=" + options["--user-email"]]
+subprocess.run(["git", "checkout", "-q", "-b", options["--branch"]], check=True)
+subprocess.run(["git", "add", "--force", *paths], check=True)
+subprocess.run([*git, "commit", "-q", "-m", options["--message"]], check=True)
+subprocess.run(["git", "checkout", "-q", "-"], check=True)
+print("https://github.invalid/pull/1")
+'''
+
+VALUES = {
+    "github.run_id": "4242",
+    "secrets.GITHUB_TOKEN": "not-a-token",
+    "vars.MLGITOPS_LOG_URL": "unused",
+}
+
+
+def workflow_steps() -> dict[str, dict]:
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    return {step["name"]: step for step in workflow["jobs"]["monitor"]["steps"]}
+
+
+def step_env(step: dict, base: dict[str, str]) -> dict[str, str]:
+    """The step's `env:` with its `${{ }}` expressions replaced by the test's values."""
+    env = dict(base)
+    for key, value in (step.get("env") or {}).items():
+        env[key] = EXPRESSION.sub(lambda m: VALUES[m[1]], str(value))
+    return env
+
+
+def run_step(step: dict, cwd: Path, env: dict[str, str]) -> int:
+    import shlex
+    import subprocess
+
+    result = subprocess.run(
+        shlex.split(step["run"]) if "$" not in step["run"] else ["bash", "-c", step["run"]],
+        cwd=cwd,
+        env=step_env(step, env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode in {0, 1}, f"{step['name']}: {result.stdout}\n{result.stderr}"
+    return result.returncode
+
+
+def test_drift_retrains_and_commits_an_updated_lock_on_a_branch(
+    project_copy, traffic, tmp_path, seed
+):
+    # Given a project whose outputs match dvc.lock, a shifted prediction log of the deployed
+    # model, and new raw data, when monitor.yml's steps run from Drift to the pull request,
+    # then the verdict is retrain, and a branch holds one commit with an updated dvc.lock and
+    # the drift report, while main is untouched.
+    repo = project_copy()
+    for name in ("artifacts", "reports"):
+        shutil.copytree(PROJECT_ROOT / name, repo / name, dirs_exist_ok=True)
+    shutil.copytree(PROJECT_ROOT / "data", repo / "data", dirs_exist_ok=True)
+    md5 = locked_md5(yaml.safe_load((repo / "dvc.lock").read_text()), "artifacts/model.joblib")
+    logs = repo / ".mlgitops" / "predictions" / "mlgitops_predictions" / "data"
+    logs.mkdir(parents=True)
+    records = [{**r, "model_md5": md5} for r in traffic(seed=seed, shift=1.0, count=120)]
+    (logs / "data.0.log").write_text("".join(pd.Series(records).map(_json) + "\n"))
+
+    recorder_log = tmp_path / "cml.jsonl"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    cml = bin_dir / "cml"
+    cml.write_text(RECORDER.format(python=sys.executable, log=str(recorder_log)))
+    cml.chmod(cml.stat().st_mode | stat.S_IXUSR)
+    env = {
+        **os.environ,
+        "PATH": os.pathsep.join(
+            [str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]]
+        ),
+        "GITHUB_OUTPUT": str(tmp_path / "github_output"),
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "DO_NOT_TRACK": "1",
+    }
+    steps = workflow_steps()
+    assert run_step(steps["Drift"], repo, env) == 1, "drift not found on shifted traffic"
+    run_step(steps["Decay"], repo, env)
+    assert run_step(steps["Verdict and job summary"], repo, env) == 0, "no verdict"
+    outputs = (tmp_path / "github_output").read_text()
+    assert "retrain=true" in outputs, f"verdict outputs: {outputs}"
+    assert "Drift found" in (tmp_path / "summary.md").read_text(), "no job summary"
+
+    # New raw data arrives (what `dvc update data.dvc` does for imported data).
+    raw = repo / "data" / "raw.csv"
+    lines = raw.read_text().splitlines(keepends=True)
+    raw.write_text("".join(lines[:-20]))
+    run(["dvc", "add", "data"], repo)
+    main_before = run(["git", "rev-parse", "main"], repo).stdout.strip()
+
+    for name in ("Retrain", "Open the retraining pull request"):
+        assert run_step(steps[name], repo, env) == 0, f"step {name} failed"
+
+    branch = "monitor/retrain-4242"
+    changed = run(["git", "diff", "--name-only", "main", branch], repo).stdout.split()
+    assert "dvc.lock" in changed, f"the branch does not update dvc.lock: {changed}"
+    assert "data.dvc" in changed, f"the branch does not update data.dvc: {changed}"
+    assert "monitor/drift.md" in changed, f"the report is not committed: {changed}"
+    count = run(["git", "rev-list", "--count", f"main..{branch}"], repo).stdout.strip()
+    assert count == "1", f"expected one commit on the branch, found {count}"
+    assert run(["git", "rev-parse", "main"], repo).stdout.strip() == main_before, "main moved"
+    recorded = recorder_log.read_text().splitlines()
+    assert len(recorded) == 1, f"cml ran {len(recorded)} times: {recorded}"
+    assert '"--branch", "monitor/retrain-4242"' in recorded[0], f"cml arguments: {recorded}"
+
+
+def _json(record: dict) -> str:
+    import json
+
+    return json.dumps(record)
