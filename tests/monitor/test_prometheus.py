@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ import pytest
 import yaml
 
 from helpers import PROJECT_ROOT
+from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.package import locked_md5
 
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
@@ -29,21 +28,10 @@ API_KEY = "monitor-test-key"
 NOT_FROM_THE_SERVICE = {"mlgitops_drift_share", "mlgitops_drift_detected", "up"}
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a process and its children (its own process group), by its id only."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    """Stop a server and the workers it started (its own process group)."""
+    stop_process_group(process.pid, grace=20)
+    process.wait(timeout=10)
 
 
 def wait_for(check, *, timeout: float, what: str, log: Path) -> None:

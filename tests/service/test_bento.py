@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,17 +17,12 @@ import yaml
 from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
 
 from helpers import PROJECT_ROOT
+from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.package import data_md5, locked_md5
 
 pytestmark = pytest.mark.slow
 
 STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def command_env(bentoml_home: Path, predictions: Path) -> dict[str, str]:
@@ -64,13 +57,8 @@ class LiveServer:
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a server and the workers it started (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    stop_process_group(process.pid, grace=20)
+    process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
