@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import PROJECT_ROOT, copy_project
+from helpers import PROJECT_ROOT, copy_project, run
 from mlgitops.config import Params, load_params
 
 TIERS = (
@@ -74,3 +74,36 @@ def project_copy(tmp_path: Path) -> Callable[..., Path]:
         return copy_project(tmp_path / name, remote=tmp_path / f"{name}-remote")
 
     return make
+
+
+REQUIRED_ARTIFACTS = (
+    "artifacts/model.joblib",
+    "artifacts/train.csv",
+    "artifacts/test.csv",
+    "reports/metrics.json",
+)
+
+
+def _workspace_matches_lock(root: Path) -> bool:
+    from mlgitops.serving.package import PackageError, collect
+
+    if not all((root / name).exists() for name in REQUIRED_ARTIFACTS):
+        return False
+    try:
+        collect(root)
+    except PackageError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose artifacts match its dvc.lock: the workspace itself when it does (after
+    `make repro`), else a fresh copy in which the pipeline runs (as in CI's fresh clone)."""
+    if _workspace_matches_lock(PROJECT_ROOT):
+        return PROJECT_ROOT
+    folder = tmp_path_factory.mktemp("trained")
+    target = copy_project(folder / "project", remote=folder / "remote")
+    run(["mlgitops", "data", "fetch"], target)
+    run(["dvc", "repro"], target)
+    return target

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 from prediction_logs import log_record
 
-from helpers import PROJECT_ROOT
 from mlgitops.config import Params
 from mlgitops.monitor.traffic import sample_records
 
@@ -23,13 +22,9 @@ def _no_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def artifacts() -> Path:
-    """The workspace's artifacts (run `make repro` first); the tier skips without them."""
-    folder = PROJECT_ROOT / "artifacts"
-    needed = ["train.csv", "test.csv", "model.joblib"]
-    if not all((folder / name).exists() for name in needed):
-        pytest.skip("artifacts/ is incomplete: run `make repro` before the monitor tests")
-    return folder
+def artifacts(trained_project: Path) -> Path:
+    """Artifacts that match dvc.lock: the workspace's, or a fresh copy's after `dvc repro`."""
+    return trained_project / "artifacts"
 
 
 @pytest.fixture(scope="session")

@@ -96,10 +96,8 @@ def test_promtool_accepts_the_alert_rules():
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The workspace's model packaged into a private BentoML home and served on 127.0.0.1."""
-    if not (PROJECT_ROOT / "artifacts" / "model.joblib").exists():
-        pytest.skip("no trained model: run `make repro` first")
+def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Iterator[str]:
+    """The trained model packaged into a private BentoML home and served on 127.0.0.1."""
     root = tmp_path_factory.mktemp("served")
     env = {k: v for k, v in os.environ.items() if k not in {"PROMETHEUS_MULTIPROC_DIR"}}
     env.update(
@@ -111,17 +109,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     )
     env.pop("MLGITOPS_MODEL_TAG", None)
     packaged = subprocess.run(
-        ["mlgitops", "package", "--repo", str(PROJECT_ROOT)],
-        cwd=PROJECT_ROOT,
+        ["mlgitops", "package", "--repo", str(trained_project)],
+        cwd=trained_project,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    if packaged.returncode != 0:
-        pytest.skip(
-            f"the workspace cannot be packaged (run `make repro`): {packaged.stderr[-500:]}"
-        )
+    assert packaged.returncode == 0, f"mlgitops package failed: {packaged.stderr[-500:]}"
     port = free_port()
     log = root / "serve.log"
     with log.open("wb") as output:

@@ -87,7 +87,7 @@ def run_step(step: dict, cwd: Path, env: dict[str, str]) -> int:
 
 
 def test_drift_retrains_and_commits_an_updated_lock_on_a_branch(
-    project_copy, traffic, tmp_path, seed
+    project_copy, traffic, tmp_path, seed, trained_project
 ):
     # Given a project whose outputs match dvc.lock, a shifted prediction log of the deployed
     # model, and new raw data, when monitor.yml's steps run from Drift to the pull request,
@@ -95,8 +95,8 @@ def test_drift_retrains_and_commits_an_updated_lock_on_a_branch(
     # the drift report, while main is untouched.
     repo = project_copy()
     for name in ("artifacts", "reports"):
-        shutil.copytree(PROJECT_ROOT / name, repo / name, dirs_exist_ok=True)
-    shutil.copytree(PROJECT_ROOT / "data", repo / "data", dirs_exist_ok=True)
+        shutil.copytree(trained_project / name, repo / name, dirs_exist_ok=True)
+    shutil.copytree(trained_project / "data", repo / "data", dirs_exist_ok=True)
     md5 = locked_md5(yaml.safe_load((repo / "dvc.lock").read_text()), "artifacts/model.joblib")
     logs = repo / ".mlgitops" / "predictions" / "mlgitops_predictions" / "data"
     logs.mkdir(parents=True)

@@ -20,28 +20,6 @@ from typing import Any
 import pytest
 from bad_input import API_KEYS
 
-from helpers import PROJECT_ROOT, copy_project, run
-
-REQUIRED_ARTIFACTS = (
-    "artifacts/model.joblib",
-    "artifacts/train.csv",
-    "artifacts/test.csv",
-    "reports/metrics.json",
-)
-
-
-def _workspace_matches_lock(root: Path) -> bool:
-    from mlgitops.serving.package import PackageError, collect
-
-    if not all((root / name).exists() for name in REQUIRED_ARTIFACTS):
-        return False
-    try:
-        collect(root)
-    except PackageError:
-        return False
-    return True
-
-
 # BentoML fixes its home, and prometheus_client its multiprocess mode, the first time either is
 # used in a process; set both while tests are collected, before any test can use them.
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="mlgitops-service-tests-"))
@@ -64,19 +42,6 @@ def serving_env() -> Iterator[Path]:
         patch.delenv("MLGITOPS_MODEL_TAG", raising=False)
         yield SESSION_DIR
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project whose artifacts match its dvc.lock: the workspace itself when it does (after
-    `make repro`), else a fresh copy in which the pipeline runs (as in CI's fresh clone)."""
-    if _workspace_matches_lock(PROJECT_ROOT):
-        return PROJECT_ROOT
-    folder = tmp_path_factory.mktemp("trained")
-    target = copy_project(folder / "project", remote=folder / "remote")
-    run(["mlgitops", "data", "fetch"], target)
-    run(["dvc", "repro"], target)
-    return target
 
 
 @pytest.fixture(scope="session")
