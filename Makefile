@@ -138,3 +138,10 @@ simulate-traffic: $(STAMP) ## Send held-out rows (shifted by SHIFT std) to the s
 
 prune-logs: $(STAMP) ## Delete prediction-log records older than monitor.retention_days
 	mlgitops monitor prune --logs $(LOGS)
+
+# Reliability under load and faults (benchmarks/reliability.py): a 60 s soak at concurrency 64,
+# `kill -9` of the server mid-load, a deploy whose new server dies on start. Loopback only;
+# bounded to a few minutes. Prints one table; exits 1 when a target is missed.
+.PHONY: bench-reliability
+bench-reliability: repro ## Soak, kill -9 mid-load and a failed deploy, as one table of figures
+	python benchmarks/reliability.py

@@ -22,6 +22,7 @@ TIERS = (
     "deploy",
     "lifecycle",
     "monitor",
+    "reliability",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

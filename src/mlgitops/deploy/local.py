@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
 from mlgitops.deploy.target import DeployError, Release
 from mlgitops.tools import tool
@@ -55,19 +56,29 @@ def _alive(pid: int | None) -> bool:
 
 
 def stop_process_group(pid: int | None, *, grace: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left after `grace` seconds."""
+    """Stop a server and everything it started: SIGTERM its process group, then SIGKILL every
+    descendant still alive after `grace` seconds.
+
+    Descendants are listed before signalling because BentoML starts each worker in a session
+    of its own: a worker is outside the server's process group, and it would keep serving.
+    """
     if not _alive(pid):
         return
     try:
+        tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        tree = []
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.1)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
+    for process in tree[1:]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.terminate()
+    _, alive = psutil.wait_procs(tree, timeout=grace)
+    for process in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+    _alive(pid)  # reap it if it is our child
 
 
 def wait_ready(url: str, *, pid: int | None, timeout: float) -> None:

@@ -1,4 +1,5 @@
-"""ASGI guards around the service: unknown paths, API keys, body size and media type.
+"""ASGI guards around the service: unknown paths, API keys, body size and media type, and
+responses that match the published OpenAPI document.
 
 Each rejection is a JSON body shaped like BentoML's own validation errors,
 `{"error": ..., "detail": [{"loc": [...], "msg": ..., "type": ...}]}`, so a client handles
@@ -7,6 +8,7 @@ every 4xx the same way.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import json
 import logging
@@ -28,6 +30,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 # not carry API keys.
 PROBE_PATHS: frozenset[str] = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
 JSON_MEDIA_TYPE = "application/json"
+DOCS_PATH = "/docs.json"
+# The error schemas BentoML puts in its OpenAPI document, and the refusals the guards add.
+BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
+GUARD_RESPONSES = {
+    "401": "Missing or invalid API key",
+    "413": "Request body larger than serve.max_body_bytes",
+    "415": "Request body not sent as application/json",
+}
 
 
 def error_payload(message: str, *, loc: Sequence[str], kind: str) -> dict[str, Any]:
@@ -65,6 +75,138 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
+    """BentoML's OpenAPI document, corrected to describe what the service really answers.
+
+    BentoML declares an error's `detail` a string, but a validation error (400) sends a list
+    of `{loc, msg, type}`; and it knows nothing of the guards: the API key (401), the body
+    size (413) and the media type (415); and it leaves request bodies optional, though every
+    endpoint answers 400 without one. Returns a corrected copy.
+    """
+    spec = copy.deepcopy(spec)
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["ErrorDetail"] = {
+        "type": "object",
+        "title": "ErrorDetail",
+        "required": ["loc", "msg", "type"],
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+    }
+    detail = {
+        "title": "Error Detail",
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/ErrorDetail"}},
+        ],
+    }
+    for name in BENTOML_ERROR_SCHEMAS:
+        if name in schemas:
+            schemas[name].setdefault("properties", {})["detail"] = detail
+    schemas["GuardRefusal"] = {
+        "type": "object",
+        "title": "GuardRefusal",
+        "required": ["error", "detail"],
+        "properties": {"error": {"type": "string"}, "detail": detail},
+    }
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+    }
+    refusal = {"$ref": "#/components/schemas/GuardRefusal"}
+    for path, item in (spec.get("paths") or {}).items():
+        if path in PROBE_PATHS:
+            continue
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            if (
+                "requestBody" in operation
+            ):  # BentoML leaves it optional; a POST without one is a 400
+                operation["requestBody"]["required"] = True
+            codes = ("401", "413", "415") if method in {"post", "put", "patch"} else ("401",)
+            for code in codes:
+                operation["responses"].setdefault(
+                    code,
+                    {
+                        "description": GUARD_RESPONSES[code],
+                        "content": {JSON_MEDIA_TYPE: {"schema": refusal}},
+                    },
+                )
+    return spec
+
+
+class ConformingResponses:
+    """Make the service's answers match its OpenAPI document (both found by the fuzzer).
+
+    - `GET /docs.json` is served as `documented_openapi` corrects it;
+    - an error that BentoML 1.4 sends as a one-item JSON list `[{"error": ...}]` (what it
+      answers when an endpoint raises a 4xx BentoML exception) is sent as the documented
+      object `{"error": ...}`.
+
+    Only those responses are buffered; every other one streams through untouched.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
+
+    @staticmethod
+    def _rewrite(body: bytes, *, docs: bool) -> bytes:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return body
+        if docs and isinstance(payload, dict) and "paths" in payload:
+            return json.dumps(documented_openapi(payload)).encode("utf-8")
+        if (
+            not docs
+            and isinstance(payload, list)
+            and len(payload) == 1
+            and isinstance(payload[0], dict)
+            and "error" in payload[0]
+        ):
+            return json.dumps(payload[0]).encode("utf-8")
+        return body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        docs = scope["path"] == DOCS_PATH and scope["method"] == "GET"
+        start: Message | None = None
+        body = bytearray()
+
+        async def conforming_send(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and (docs or message["status"] >= 400):
+                start = message
+                return
+            if message["type"] != "http.response.body" or start is None:
+                await send(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            content = self._rewrite(bytes(body), docs=docs)
+            headers = [
+                (key, value)
+                for key, value in start.get("headers") or ()
+                if key.lower() != b"content-length"
+            ]
+            headers.append((b"content-length", str(len(content)).encode()))
+            await send({**start, "headers": headers})
+            await send({"type": "http.response.body", "body": content})
+
+        await self.app(scope, receive, conforming_send)
+
+
 class KnownPathsOnly:
     """Answer 404 for a path that no route serves, before any metrics middleware sees it.
 
@@ -75,7 +217,8 @@ class KnownPathsOnly:
     def __init__(
         self, app: ASGIApp, *, routes: Sequence[BaseRoute], on_unknown: Callable[[], None]
     ):
-        self.app = app
+        # Every answer of the app also matches the OpenAPI document it publishes.
+        self.app = ConformingResponses(app)
         self.routes = list(routes)
         self.on_unknown = on_unknown
 

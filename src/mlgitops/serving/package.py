@@ -70,6 +70,28 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ModelIntegrityError(RuntimeError):
+    """The packaged model file is not the one that was packaged: its md5 differs."""
+
+
+def verify_model_file(path: Path, expected_md5: str) -> str:
+    """Check the packaged model file against the md5 recorded when it was packaged.
+
+    Returns:
+        The md5, equal to `expected_md5`.
+
+    Raises:
+        ModelIntegrityError: naming the file, both hashes and how to repackage.
+    """
+    md5 = file_md5(path)
+    if md5 != expected_md5:
+        raise ModelIntegrityError(
+            f"{path} has md5 {md5}, but was packaged as {expected_md5}; "
+            "package the model again with `mlgitops package`"
+        )
+    return md5
+
+
 def locked_md5(lock: dict[str, Any], path: str) -> str:
     """The md5 that `dvc.lock` records for the output `path`.
 

@@ -35,7 +35,12 @@ from starlette.routing import Route
 from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
 from mlgitops.monitor.logs import append_feedback, prediction_exists
 from mlgitops.serving.guards import ApiKeyAuth, KnownPathsOnly, RequestGuard
-from mlgitops.serving.package import BACKGROUND_FILE, MODEL_FILE, MODEL_NAME, file_md5
+from mlgitops.serving.package import (
+    BACKGROUND_FILE,
+    MODEL_FILE,
+    MODEL_NAME,
+    verify_model_file,
+)
 from mlgitops.serving.schema import (
     Contribution,
     Explanation,
@@ -135,6 +140,9 @@ def _json_values(series: pd.Series) -> list[Any]:
 
 
 PACKAGED = find_packaged_model(os.environ.get(MODEL_TAG_ENV, f"{MODEL_NAME}:latest"))
+# Checked at import, in the process `bentoml serve` starts, so a tampered model stops the
+# server with a non-zero exit instead of a worker that BentoML restarts forever.
+MODEL_MD5 = verify_model_file(PACKAGED.path / MODEL_FILE, PACKAGED.labels["model_md5"])
 SERVE = PACKAGED.serve
 
 # prometheus_client directly (BentoML's own wrapper is deprecated); BentoML sets up the
@@ -226,13 +234,9 @@ class MlgitopsService:
     packaged_model = bentoml.models.BentoModel(PACKAGED.tag)
 
     def __init__(self) -> None:
+        # Again in the worker: the file could change between import and load.
         model_file = PACKAGED.path / MODEL_FILE
-        md5 = file_md5(model_file)
-        if md5 != PACKAGED.labels["model_md5"]:
-            raise RuntimeError(
-                f"{model_file} has md5 {md5}, but was packaged as {PACKAGED.labels['model_md5']}; "
-                "package the model again with `mlgitops package`"
-            )
+        md5 = verify_model_file(model_file, MODEL_MD5)
         self.pipeline = joblib.load(model_file)
         self.contract = PACKAGED.contract
         self.classes = np.asarray(PACKAGED.classes, dtype=object) if PACKAGED.classes else None

@@ -1,0 +1,160 @@
+"""Real `bentoml serve` processes for the reliability tier, on free 127.0.0.1 ports.
+
+A module rather than conftest code, so test files import it by a name no other tier uses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from helpers import PROJECT_ROOT
+
+STARTUP_SECONDS = 90
+API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")
+SERVICE_PATH = "mlgitops.serving.service:MlgitopsService"
+REQUIRED_ARTIFACTS = (
+    "artifacts/model.joblib",
+    "artifacts/train.csv",
+    "artifacts/test.csv",
+    "reports/metrics.json",
+)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Home:
+    """A private BentoML home holding the packaged model, and where servers write."""
+
+    root: Path
+    keys: tuple[str, ...] = API_KEYS
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bentoml_home(self) -> Path:
+        return self.root / "bentoml"
+
+    @property
+    def predictions(self) -> Path:
+        return self.root / "predictions"
+
+    def env(self) -> dict[str, str]:
+        """The servers' environment: the test interpreter's tools, this home, the keys."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+        }
+        env.update(
+            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            BENTOML_HOME=str(self.bentoml_home),
+            BENTOML_DO_NOT_TRACK="True",
+            DVC_NO_ANALYTICS="1",
+            MLGITOPS_API_KEYS=",".join(self.keys),
+            MLGITOPS_PREDICTION_LOG_DIR=str(self.predictions),
+            **self.extra_env,
+        )
+        return env
+
+    def model_dir(self) -> Path:
+        """The packaged model's folder in the model store (the only version there)."""
+        (folder,) = [
+            path
+            for path in (self.bentoml_home / "models" / "mlgitops-pipeline").iterdir()
+            if path.is_dir() and not path.is_symlink()
+        ]
+        return folder
+
+
+@dataclass
+class Server:
+    """One running `bentoml serve`."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+
+    def stop(self) -> None:
+        """Stop the server and its workers (its own process group)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+
+def start_server(home: Home, target: str = SERVICE_PATH, *, log_name: str = "serve.log") -> Server:
+    """Start `bentoml serve target` on a free loopback port, without waiting for it."""
+    port = free_port()
+    log = home.root / log_name
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            ["bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            cwd=home.root,
+            env=home.env(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Server(process=process, url=f"http://127.0.0.1:{port}", log=log)
+
+
+def wait_ready(server: Server, timeout: float = STARTUP_SECONDS) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.process.poll() is not None:
+            raise AssertionError(f"bentoml serve exited:\n{server.log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError(f"not ready in time:\n{server.log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def packaged_home(root: Path, project: Path) -> Home:
+    """A new BentoML home under `root` with the project's model packaged into it."""
+    home = Home(root=root)
+    root.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mlgitops", "package", "--repo", str(project)],
+        cwd=project,
+        env=home.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"mlgitops package: {result.stdout}\n{result.stderr}"
+    return home
+
+
+def build_bento(home: Home) -> str:
+    """`bentoml build` of the service into `home`; the bento's tag."""
+    result = subprocess.run(
+        ["bentoml", "build", "-f", "bentofile.yaml", "src", "-o", "tag"],
+        cwd=PROJECT_ROOT,
+        env=home.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"bentoml build: {result.stdout}\n{result.stderr}"
+    return result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")

@@ -1,0 +1,142 @@
+"""Regression tests for what the fuzzer found: responses that contradict /docs.json.
+
+Both defects come from BentoML and are corrected in `mlgitops.serving.guards`, around the
+service's ASGI app; these tests drive that wrapper with a stand-in app, no server needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from mlgitops.serving.guards import ConformingResponses, documented_openapi
+
+ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
+
+
+def bentoml_spec() -> dict[str, Any]:
+    """The shape of the document BentoML 1.4 publishes: `detail` declared a string."""
+    error = {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {"type": "string", "title": "Message"},
+            "detail": {"type": "string", "title": "Error Detail"},
+        },
+    }
+    responses = {
+        "200": {"description": "ok"},
+        "400": {
+            "description": "Bad Request",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/InvalidArgument"}}
+            },
+        },
+    }
+    return {
+        "openapi": "3.0.2",
+        "paths": {
+            "/predict": {
+                "post": {
+                    "responses": dict(responses),
+                    "requestBody": {"content": {"application/json": {"schema": {}}}},
+                }
+            },
+            "/livez": {"get": {"responses": {"200": {"description": "ok"}}}},
+        },
+        "components": {"schemas": {name: json.loads(json.dumps(error)) for name in ERROR_SCHEMAS}},
+    }
+
+
+def call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
+    """Run one request through an ASGI app; its status, headers and whole body."""
+    scope = {"type": "http", "path": path, "method": method, "headers": []}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), body
+
+
+def json_app(status: int, payload: Any, *, chunks: int = 1):
+    """An ASGI app that answers every request with `payload` as JSON, in `chunks` parts."""
+    body = json.dumps(payload).encode()
+
+    async def app(scope, receive, send):
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        size = -(-len(body) // chunks)
+        for i in range(chunks):
+            part = body[i * size : (i + 1) * size]
+            await send({"type": "http.response.body", "body": part, "more_body": i < chunks - 1})
+
+    return app
+
+
+def test_validation_error_detail_list_is_documented():
+    # Given BentoML's document, where `detail` is a string, when it is documented by the guard,
+    # then `detail` may be a string or the list of {loc, msg, type} that a 400 really carries.
+    spec = documented_openapi(bentoml_spec())
+    for name in ERROR_SCHEMAS:
+        detail = spec["components"]["schemas"][name]["properties"]["detail"]
+        kinds = {option.get("type") for option in detail["anyOf"]}
+        assert kinds == {"string", "array"}, f"{name}.detail allows {kinds}"
+    item = spec["components"]["schemas"]["ErrorDetail"]
+    assert set(item["required"]) == {"loc", "msg", "type"}, item
+
+
+def test_guard_refusals_and_security_are_documented():
+    # Given BentoML's document, then each protected operation lists the guards' 401, 413 and
+    # 415 and needs a key, and the probes stay open.
+    spec = documented_openapi(bentoml_spec())
+    predict = spec["paths"]["/predict"]["post"]
+    assert {"401", "413", "415"} <= set(predict["responses"]), predict["responses"].keys()
+    assert predict["security"], "/predict is documented without a key"
+    assert predict["requestBody"]["required"], "/predict's body is documented as optional"
+    assert set(spec["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    assert "security" not in spec["paths"]["/livez"]["get"], "a probe is documented as keyed"
+    assert "401" not in spec["paths"]["/livez"]["get"]["responses"], "a probe documents 401"
+
+
+def test_served_document_is_the_documented_one():
+    # Given an app serving BentoML's document in pieces, when /docs.json passes the wrapper,
+    # then the client gets the corrected document with a matching content-length.
+    app = ConformingResponses(json_app(200, bentoml_spec(), chunks=3))
+    status, headers, body = call(app, "/docs.json")
+    assert status == 200, status
+    assert int(headers[b"content-length"]) == len(body), "content-length not updated"
+    detail = json.loads(body)["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
+    assert "anyOf" in detail, f"document served uncorrected: {detail}"
+
+
+def test_error_body_wrapped_in_a_list_becomes_the_documented_object():
+    # Given an endpoint raising a 4xx BentoML exception, which BentoML 1.4 sends as a one-item
+    # list `[{"error": ...}]`, then the client gets the documented object `{"error": ...}`.
+    app = ConformingResponses(json_app(404, [{"error": "no prediction with id x"}]))
+    status, headers, body = call(app, "/feedback", method="POST")
+    assert status == 404, status
+    assert json.loads(body) == {"error": "no prediction with id x"}, body
+    assert int(headers[b"content-length"]) == len(body), "content-length not updated"
+
+
+def test_other_responses_pass_through_unchanged():
+    # Given a successful response that is a list, then it is not touched.
+    app = ConformingResponses(json_app(200, [{"error": "a real value"}]))
+    status, _, body = call(app, "/predict", method="POST")
+    assert (status, json.loads(body)) == (200, [{"error": "a real value"}]), body
