@@ -8,8 +8,8 @@ Run with `make bench-reliability`. Everything runs on 127.0.0.1 from a private B
 2. kill -9: load at concurrency 16; the server and its workers get SIGKILL mid-load,
    then a new server starts on the same prediction log; every 2xx answer's `request_id` is
    looked up in the log: acknowledged predictions with no record are lost;
-3. kill -9 of the server's process group only (what the local target's `stop_process_group`
-   escalates to): BentoML's workers run in sessions of their own; do they outlive it?
+3. kill -9 of the server's process group only: BentoML's workers run in sessions of their
+   own, so they outlive it (which is why `stop_process_group` now kills the whole tree);
 4. failed deploy: release A through the local target (proxy + server), keep load on the proxy,
    release B whose server dies on start (its model tag does not exist), as `mlgitops deploy`
    does; A must keep answering throughout and be the active release afterwards.
@@ -36,6 +36,8 @@ from typing import Any
 import httpx
 import psutil
 import yaml
+
+from mlgitops.deploy.local import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-reliability-key"
@@ -88,13 +90,8 @@ class Server:
         return [p.pid for p in psutil.Process(self.process.pid).children(recursive=True)]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        stop_process_group(self.process.pid, grace=20)
+        self.process.wait(timeout=10)
 
 
 def serve(tag: str, env: dict[str, str], log: Path, port: int | None = None) -> Server:

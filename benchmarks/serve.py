@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
+
+from mlgitops.deploy.local import stop_process_group
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
@@ -88,13 +89,8 @@ class Server:
     headers: dict[str, str]
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process.pid, grace=20)
+        self.process.wait(timeout=10)
 
 
 def start(

@@ -6,7 +6,6 @@ A module rather than conftest code, so test files import it by a name no other t
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from helpers import PROJECT_ROOT
+from mlgitops.deploy.local import stop_process_group
 
 STARTUP_SECONDS = 90
 API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")
@@ -88,14 +88,9 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        """Stop the server and its workers (its own process group)."""
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
+        """Stop the server and every process it started (workers run in sessions of their own)."""
+        stop_process_group(self.process.pid, grace=20)
+        self.process.wait(timeout=10)
 
 
 def start_server(home: Home, target: str = SERVICE_PATH, *, log_name: str = "serve.log") -> Server:
