@@ -37,7 +37,8 @@ import httpx
 import psutil
 import yaml
 
-from mlgitops.deploy.local import stop_process_group
+from mlgitops.deploy.local import stop_process_group, wait_ready
+from mlgitops.deploy.target import DeployError
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-reliability-key"
@@ -107,18 +108,12 @@ def serve(tag: str, env: dict[str, str], log: Path, port: int | None = None) -> 
             start_new_session=True,
         )
     server = Server(process, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"not ready in {READY_SECONDS:.0f} s:\n{log.read_text()[-2000:]}")
+    try:
+        wait_ready(f"{server.url}/readyz", pid=process.pid, timeout=READY_SECONDS)
+    except DeployError as error:
+        server.stop()
+        raise RuntimeError(f"{error}:\n{log.read_text()[-2000:]}") from None
+    return server
 
 
 @dataclass

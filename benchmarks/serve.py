@@ -25,7 +25,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlgitops.deploy.local import stop_process_group
+from mlgitops.deploy.local import stop_process_group, wait_ready
+from mlgitops.deploy.target import DeployError
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
@@ -96,7 +97,6 @@ class Server:
 def start(
     name: str, command: list[str], env: dict[str, str], port: int, log: Path, **extra: Any
 ) -> Server:
-    import httpx
 
     with log.open("wb") as output:
         process = subprocess.Popen(
@@ -108,18 +108,12 @@ def start(
             **extra,
         )
     server = Server(name, process, f"http://127.0.0.1:{port}", {})
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"{name} was not ready in 120 s:\n{log.read_text()[-2000:]}")
+    try:
+        wait_ready(f"{server.url}/readyz", pid=process.pid, timeout=120)
+    except DeployError as error:
+        server.stop()
+        raise RuntimeError(f"{name}: {error}:\n{log.read_text()[-2000:]}") from None
+    return server
 
 
 class PeakMemory:
