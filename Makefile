@@ -105,7 +105,7 @@ bento: package ## Build the bento (service + model) from bentofile.yaml
 serve: package ## Serve the current model on 127.0.0.1:3000 (API key: $MLGITOPS_API_KEYS or local-dev-key)
 	MLGITOPS_API_KEYS="$${MLGITOPS_API_KEYS:-local-dev-key}" \
 	MLGITOPS_PREDICTION_LOG_DIR="$${MLGITOPS_PREDICTION_LOG_DIR:-.mlgitops/predictions}" \
-	bentoml serve mlgitops.serving.service:MlgitopsService --host $(SERVE_HOST) --port $(SERVE_PORT)
+	mlgitops serve --host $(SERVE_HOST) --port $(SERVE_PORT)
 
 bench-serve: repro ## Benchmark the service against FastAPI+uvicorn and in-process predict
 	python benchmarks/serve.py

@@ -37,8 +37,10 @@ import httpx
 import psutil
 import yaml
 
+from mlgitops.config import load_params
 from mlgitops.deploy.local import stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
+from mlgitops.serving.commands import serve_command
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-reliability-key"
@@ -47,6 +49,8 @@ WARMUP_SECONDS = 10.0
 SOAK_SECONDS = 60.0
 KILL_CONCURRENCY = 16
 READY_SECONDS = 120.0
+# The servers run as `mlgitops serve` and the local target run them: params' keep-alive.
+KEEP_ALIVE_S = load_params(ROOT / "params.yaml").serve.keep_alive_s
 
 
 def free_port() -> int:
@@ -66,6 +70,7 @@ def environment(home: Path, predictions: Path) -> dict[str, str]:
         MLGITOPS_PREDICTION_LOG_DIR=str(predictions),
     )
     env.pop("MLGITOPS_MODEL_TAG", None)
+    env.pop("MLGITOPS_MODEL_KEY", None)
     return env
 
 
@@ -100,7 +105,7 @@ def serve(tag: str, env: dict[str, str], log: Path, port: int | None = None) -> 
     port = port or free_port()
     with log.open("ab") as output:
         process = subprocess.Popen(
-            ["bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            serve_command(tag, host="127.0.0.1", port=port, keep_alive_s=KEEP_ALIVE_S),
             cwd=log.parent,
             env=env,
             stdout=output,
@@ -129,6 +134,14 @@ class Tally:
         self.statuses[outcome] = self.statuses.get(outcome, 0) + 1
 
 
+def error_kind(error: BaseException) -> str:
+    """An exception's name and the lowest error behind it: `ReadError (ConnectionResetError)`."""
+    cause = error.__cause__ or error.__context__
+    while cause is not None and (cause.__cause__ or cause.__context__) is not None:
+        cause = cause.__cause__ or cause.__context__
+    return type(error).__name__ + (f" ({type(cause).__name__})" if cause is not None else "")
+
+
 async def load(
     url: str, body: dict[str, Any], *, concurrency: int, seconds: float, stop: asyncio.Event
 ) -> Tally:
@@ -145,7 +158,7 @@ async def load(
                     response = await client.post(f"{url}/predict", json=body, headers=headers)
                 except httpx.HTTPError as error:
                     tally.errors += 1
-                    tally.count(type(error).__name__)
+                    tally.count(error_kind(error))
                     await asyncio.sleep(0.05)  # the server is down: do not spin
                     continue
                 tally.count(str(response.status_code))

@@ -3,8 +3,13 @@
 Run with `make bench-serve`. Both servers load the same packaged pipeline, run with the same
 worker count (`serve.workers`) on 127.0.0.1, and face the same load from one asyncio client:
 single-record requests at several concurrencies, then 1,000-record requests. The floor is
-in-process `predict_proba` on one row. Each scenario runs for a fixed time, so the whole run
-is bounded; peak memory is the largest resident set of the server's process tree.
+in-process `predict_proba` on one row.
+
+Both servers run side by side for the whole benchmark and every scenario is measured in
+rounds that alternate between them, so a noisy neighbour on a shared machine slows both
+alike instead of whichever happened to run then. Each round runs for a fixed time, so the
+whole run is bounded; peak memory is the largest resident set of the server's process tree.
+The run ends with the targets (issue #4) and exits 1 when one is missed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +32,18 @@ from pydantic import BaseModel
 
 from mlgitops.deploy.local import stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
+from mlgitops.serving.commands import SERVICE_TARGET, serve_command
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
 SINGLE_CONCURRENCY = (1, 8, 32, 64)
 BATCH_ROWS = 1000
 BATCH_CONCURRENCY = (1, 4)
+ROUNDS = 4
+# Targets: at this concurrency, the service's throughput is at least FastAPI's ...
+THROUGHPUT_CONCURRENCY = 32
+# ... and at concurrency 1 its p99 latency is at most this multiple of FastAPI's.
+P99_RATIO_LIMIT = 1.5
 MODEL_PATH_ENV = "MLGITOPS_BENCH_MODEL"
 
 
@@ -148,17 +159,23 @@ class PeakMemory:
 # --- load ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass
 class Result:
+    """One scenario against one server, pooled over its rounds."""
+
     server: str
     request: str
     concurrency: int
-    requests: int
     rows: int
-    seconds: float
-    latencies: list[float]
-    errors: int
-    peak_mib: float | None
+    requests: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    peak_mib: float | None = None
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.seconds if self.seconds else 0.0
 
     def quantile(self, q: float) -> float:
         if not self.latencies:
@@ -204,41 +221,55 @@ async def load(
         return latencies, errors, done, time.perf_counter() - started
 
 
-def run_scenarios(
-    server: Server, bodies: dict[str, tuple[bytes, int]], seconds: float
+def warm_up(server: Server, body: bytes) -> None:
+    """First calls pay for lazy imports; BentoML's batcher also calibrates itself."""
+    asyncio.run(load(f"{server.url}/predict", server.headers, body, 4, 2.0))
+
+
+def run_interleaved(
+    servers: list[Server], bodies: dict[str, tuple[bytes, int]], seconds: float
 ) -> list[Result]:
-    results = []
-    url = f"{server.url}/predict"
-    # Warm up: first calls pay for lazy imports; BentoML's batcher also calibrates itself.
-    asyncio.run(load(url, server.headers, bodies["1 row"][0], 4, 2.0))
+    """Every scenario against every server, in `ROUNDS` rounds that alternate the servers."""
     plan = [("1 row", c) for c in SINGLE_CONCURRENCY] + [
         (f"{BATCH_ROWS:,} rows", c) for c in BATCH_CONCURRENCY
     ]
+    results = {
+        (server.name, request, concurrency): Result(
+            server.name, request, concurrency, bodies[request][1]
+        )
+        for server in servers
+        for request, concurrency in plan
+    }
     for request, concurrency in plan:
-        body, rows = bodies[request]
-        with PeakMemory(server.process.pid) as memory:
-            latencies, errors, done, elapsed = asyncio.run(
-                load(url, server.headers, body, concurrency, seconds)
+        body = bodies[request][0]
+        for round_ in range(ROUNDS):
+            # Alternate who goes first, so neither always follows the other's load.
+            order = servers if round_ % 2 == 0 else servers[::-1]
+            for server in order:
+                result = results[(server.name, request, concurrency)]
+                with PeakMemory(server.process.pid) as memory:
+                    latencies, errors, done, elapsed = asyncio.run(
+                        load(
+                            f"{server.url}/predict",
+                            server.headers,
+                            body,
+                            concurrency,
+                            seconds / ROUNDS,
+                        )
+                    )
+                result.latencies += latencies
+                result.errors += errors
+                result.requests += done
+                result.seconds += elapsed
+                result.peak_mib = max(result.peak_mib or 0.0, memory.peak / 2**20)
+        for server in servers:
+            result = results[(server.name, request, concurrency)]
+            print(
+                f"  {server.name:<18} {request:>10} x{concurrency:<3} "
+                f"{result.throughput:8.1f} req/s, {result.errors} errors",
+                file=sys.stderr,
             )
-        results.append(
-            Result(
-                server.name,
-                request,
-                concurrency,
-                done,
-                rows,
-                elapsed,
-                latencies,
-                errors,
-                memory.peak / 2**20,
-            )
-        )
-        print(
-            f"  {server.name:<18} {request:>10} x{concurrency:<3} "
-            f"{len(latencies) / elapsed:8.1f} req/s, {errors} errors",
-            file=sys.stderr,
-        )
-    return results
+    return list(results.values())
 
 
 def in_process_floor(model_path: Path, example: dict[str, Any], seconds: float) -> Result:
@@ -261,12 +292,10 @@ def in_process_floor(model_path: Path, example: dict[str, Any], seconds: float) 
         "in-process predict",
         "1 row",
         1,
-        len(latencies),
         1,
-        time.perf_counter() - started,
-        latencies,
-        0,
-        None,
+        requests=len(latencies),
+        seconds=time.perf_counter() - started,
+        latencies=latencies,
     )
 
 
@@ -276,19 +305,50 @@ def markdown(results: list[Result]) -> str:
         "| peak memory MiB |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        rate = len(r.latencies) / r.seconds
+    for r in sorted(results, key=lambda r: r.server != "in-process predict"):
         memory = "" if r.peak_mib is None else f"{r.peak_mib:,.0f}"
         lines.append(
-            f"| {r.server} | {r.request} | {r.concurrency} | {rate:,.1f} | {rate * r.rows:,.0f} | "
-            f"{r.quantile(0.5):.1f} | {r.quantile(0.99):.1f} | {r.errors} | {memory} |"
+            f"| {r.server} | {r.request} | {r.concurrency} | {r.throughput:,.1f} | "
+            f"{r.throughput * r.rows:,.0f} | {r.quantile(0.5):.1f} | {r.quantile(0.99):.1f} | "
+            f"{r.errors} | {memory} |"
         )
     return "\n".join(lines)
 
 
+def verdict(results: list[Result], service: str, baseline: str) -> list[tuple[str, str, bool]]:
+    """The targets: what each one asks, what was measured, and whether it is met."""
+
+    def find(server: str, concurrency: int) -> Result:
+        return next(
+            r
+            for r in results
+            if r.server == server and r.request == "1 row" and r.concurrency == concurrency
+        )
+
+    ours, theirs = find(service, THROUGHPUT_CONCURRENCY), find(baseline, THROUGHPUT_CONCURRENCY)
+    ratio = find(service, 1).quantile(0.99) / find(baseline, 1).quantile(0.99)
+    errors = sum(r.errors for r in results if r.server == service)
+    return [
+        (
+            f"throughput at concurrency {THROUGHPUT_CONCURRENCY} ≥ FastAPI's",
+            f"{ours.throughput:,.1f} vs {theirs.throughput:,.1f} requests/s",
+            ours.throughput >= theirs.throughput,
+        ),
+        (
+            f"p99 at concurrency 1 ≤ {P99_RATIO_LIMIT}x FastAPI's",
+            f"{find(service, 1).quantile(0.99):.1f} vs {find(baseline, 1).quantile(0.99):.1f} "
+            f"ms ({ratio:.2f}x)",
+            ratio <= P99_RATIO_LIMIT,
+        ),
+        ("zero errors", f"{errors} errors in all scenarios", errors == 0),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=8.0, help="per scenario (default 8)")
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, help="per scenario and server (default 12)"
+    )
     args = parser.parse_args(argv)
 
     import json
@@ -303,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
         **{
             k: v
             for k, v in os.environ.items()
-            if k not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+            # Without a model key: the FastAPI baseline reads the packaged model file itself.
+            if k not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG", "MLGITOPS_MODEL_KEY"}
         },
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "BENTOML_HOME": str(workdir / "bentoml"),
@@ -332,68 +393,70 @@ def main(argv: list[str] | None = None) -> int:
             ),
         }
         results = [in_process_floor(model_path, example, min(args.seconds, 3.0))]
-
-        port = free_port()
-        bento = start(
-            "BentoML service",
-            [
-                "bentoml",
-                "serve",
-                "mlgitops.serving.service:MlgitopsService",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env,
-            port,
-            workdir / "bentoml.log",
-            cwd=workdir,
-        )
-        bento.headers = {"Authorization": f"Bearer {API_KEY}"}
+        servers: list[Server] = []
         try:
-            results += run_scenarios(bento, bodies, args.seconds)
+            port = free_port()
+            bento = start(
+                "BentoML service",
+                serve_command(
+                    SERVICE_TARGET, host="127.0.0.1", port=port, keep_alive_s=serve.keep_alive_s
+                ),
+                env,
+                port,
+                workdir / "bentoml.log",
+                cwd=workdir,
+            )
+            bento.headers = {"Authorization": f"Bearer {API_KEY}"}
+            servers.append(bento)
+            port = free_port()
+            servers.append(
+                start(
+                    "FastAPI + uvicorn",
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "serve:fastapi_app",
+                        "--factory",
+                        "--app-dir",
+                        str(ROOT / "benchmarks"),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--workers",
+                        str(serve.workers),
+                        "--timeout-keep-alive",
+                        str(serve.keep_alive_s),
+                        "--log-level",
+                        "warning",
+                    ],
+                    {**env, MODEL_PATH_ENV: str(model_path)},
+                    port,
+                    workdir / "fastapi.log",
+                    cwd=workdir,
+                )
+            )
+            for server in servers:
+                warm_up(server, bodies["1 row"][0])
+            results += run_interleaved(servers, bodies, args.seconds)
         finally:
-            bento.stop()
-
-        port = free_port()
-        fastapi = start(
-            "FastAPI + uvicorn",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "serve:fastapi_app",
-                "--factory",
-                "--app-dir",
-                str(ROOT / "benchmarks"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                str(serve.workers),
-                "--log-level",
-                "warning",
-            ],
-            {**env, MODEL_PATH_ENV: str(model_path)},
-            port,
-            workdir / "fastapi.log",
-            cwd=workdir,
-        )
-        try:
-            results += run_scenarios(fastapi, bodies, args.seconds)
-        finally:
-            fastapi.stop()
+            for server in servers:
+                server.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(
         f"workers: {serve.workers}, adaptive batching: {serve.adaptive_batching}, "
-        f"{args.seconds:g} s per scenario, one asyncio client (aiohttp) on the same machine\n"
+        f"{args.seconds:g} s per scenario and server in {ROUNDS} alternating rounds, "
+        "one asyncio client (aiohttp) on the same machine\n"
     )
     print(markdown(results))
-    return 0
+    targets = verdict(results, "BentoML service", "FastAPI + uvicorn")
+    print("\n| target | measured | met |\n|---|---|---|")
+    for target, measured, met in targets:
+        print(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
+    return 0 if all(met for _, _, met in targets) else 1
 
 
 if __name__ == "__main__":

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,3 +49,41 @@ def copy_project(target: Path, *, remote: Path) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
     run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], target)
     return target
+
+
+@dataclass(frozen=True)
+class AsgiAnswer:
+    """What an ASGI app sent back for one request."""
+
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+
+
+def call_asgi(
+    app: Any, method: str, path: str, headers: dict[str, str] | None = None
+) -> AsgiAnswer:
+    """Run one HTTP request (no body) through an ASGI app, without a server."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "server": ("127.0.0.1", 3000),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return AsgiAnswer(start["status"], dict(start.get("headers") or []), body)

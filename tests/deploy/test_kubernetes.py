@@ -138,6 +138,13 @@ def test_probes_use_bentoml_endpoints_on_the_service_port(released):
     )
 
 
+def test_server_keeps_idle_connections_as_long_as_params_say(released, params):
+    # Given the container, then the image's `bentoml serve` gets the keep-alive of
+    # params.yaml (serve.keep_alive_s), as `mlgitops serve` and the local target do.
+    args = container(released)["args"]
+    assert args[args.index("--timeout-keep-alive") + 1] == str(params.serve.keep_alive_s), args
+
+
 def test_rolling_update_never_has_an_unavailable_pod(released):
     # Given the Deployment, then it rolls out one extra pod at a time and never stops an old
     # pod before a new one is ready; the HPA owns the replica count.

@@ -20,6 +20,7 @@ from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.package import locked_md5
 
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
+ROOT_PARAMS = PROJECT_ROOT / "params.yaml"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 NO_PROMTOOL = "promtool is not installed (Debian: apt-get install prometheus)"
@@ -108,6 +109,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> I
         MLGITOPS_PREDICTION_LOG_DIR=str(root / "predictions"),
     )
     env.pop("MLGITOPS_MODEL_TAG", None)
+    env.pop("MLGITOPS_MODEL_KEY", None)
     packaged = subprocess.run(
         ["mlgitops", "package", "--repo", str(trained_project)],
         cwd=trained_project,
@@ -122,13 +124,12 @@ def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> I
     with log.open("wb") as output:
         process = subprocess.Popen(
             [
-                "bentoml",
+                "mlgitops",
                 "serve",
-                "mlgitops.serving.service:MlgitopsService",
-                "--host",
-                "127.0.0.1",
                 "--port",
                 str(port),
+                "--params",
+                str(PROJECT_ROOT / "params.yaml"),
             ],
             cwd=root,
             env=env,

@@ -1,4 +1,4 @@
-"""Real `bentoml serve` processes for the reliability tier, on free 127.0.0.1 ports.
+"""Real servers for the reliability tier (`mlgitops serve`, as users run it), on free ports.
 
 A module rather than conftest code, so test files import it by a name no other tier uses.
 """
@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,10 +19,10 @@ import httpx
 
 from helpers import PROJECT_ROOT
 from mlgitops.deploy.local import stop_process_group
+from mlgitops.serving.commands import SERVICE_TARGET
 
 STARTUP_SECONDS = 90
 API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")
-SERVICE_PATH = "mlgitops.serving.service:MlgitopsService"
 REQUIRED_ARTIFACTS = (
     "artifacts/model.joblib",
     "artifacts/train.csv",
@@ -56,7 +58,7 @@ class Home:
         env = {
             key: value
             for key, value in os.environ.items()
-            if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+            if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG", "MLGITOPS_MODEL_KEY"}
         }
         env.update(
             PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -93,29 +95,51 @@ class Server:
         self.process.wait(timeout=10)
 
 
-def start_server(home: Home, target: str = SERVICE_PATH, *, log_name: str = "serve.log") -> Server:
-    """Start `bentoml serve target` on a free loopback port, without waiting for it."""
+def start_server(
+    home: Home,
+    target: str = SERVICE_TARGET,
+    *,
+    log_name: str = "serve.log",
+    extra_args: Sequence[str] = (),
+) -> Server:
+    """Start `mlgitops serve target [extra_args]` on a free loopback port, without waiting.
+
+    With `--ssl-certfile` among `extra_args` the server speaks HTTPS, and its url says so.
+    """
     port = free_port()
     log = home.root / log_name
+    scheme = "https" if "--ssl-certfile" in extra_args else "http"
     with log.open("ab") as output:
         process = subprocess.Popen(
-            ["bentoml", "serve", target, "--host", "127.0.0.1", "--port", str(port)],
+            [
+                "mlgitops",
+                "serve",
+                target,
+                "--port",
+                str(port),
+                "--params",
+                str(PROJECT_ROOT / "params.yaml"),
+                *extra_args,
+            ],
             cwd=home.root,
             env=home.env(),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Server(process=process, url=f"http://127.0.0.1:{port}", log=log)
+    return Server(process=process, url=f"{scheme}://127.0.0.1:{port}", log=log)
 
 
-def wait_ready(server: Server, timeout: float = STARTUP_SECONDS) -> None:
+def wait_ready(
+    server: Server, timeout: float = STARTUP_SECONDS, *, verify: ssl.SSLContext | bool = True
+) -> None:
+    """Wait until `/readyz` answers 200 (`verify`: the TLS trust, for an HTTPS server)."""
     deadline = time.monotonic() + timeout
     while True:
         if server.process.poll() is not None:
             raise AssertionError(f"bentoml serve exited:\n{server.log.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{server.url}/readyz", timeout=2, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -125,11 +149,21 @@ def wait_ready(server: Server, timeout: float = STARTUP_SECONDS) -> None:
         time.sleep(0.5)
 
 
-def packaged_home(root: Path, project: Path) -> Home:
-    """A new BentoML home under `root` with the project's model packaged into it."""
-    home = Home(root=root)
+def packaged_home(root: Path, project: Path, extra_env: dict[str, str] | None = None) -> Home:
+    """A new BentoML home under `root` with the project's model packaged into it.
+
+    `extra_env` (e.g. a model key) is given to every command of the home, packaging included.
+    """
+    home = Home(root=root, extra_env=dict(extra_env or {}))
     root.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
+    result = package_into(home, project)
+    assert result.returncode == 0, f"mlgitops package: {result.stdout}\n{result.stderr}"
+    return home
+
+
+def package_into(home: Home, project: Path) -> subprocess.CompletedProcess[str]:
+    """`mlgitops package` of the project into `home`, with the home's environment."""
+    return subprocess.run(
         ["mlgitops", "package", "--repo", str(project)],
         cwd=project,
         env=home.env(),
@@ -137,8 +171,6 @@ def packaged_home(root: Path, project: Path) -> Home:
         text=True,
         check=False,
     )
-    assert result.returncode == 0, f"mlgitops package: {result.stdout}\n{result.stderr}"
-    return home
 
 
 def build_bento(home: Home) -> str:

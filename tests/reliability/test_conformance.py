@@ -1,16 +1,17 @@
-"""Regression tests for what the fuzzer found: responses that contradict /docs.json.
+"""Regression tests for what the fuzzer found: responses that contradict /docs.json, and a
+route (`GET /metadata`) missing from it, so never fuzzed.
 
-Both defects come from BentoML and are corrected in `mlgitops.serving.guards`, around the
+The defects come from BentoML and are corrected in `mlgitops.serving.guards`, around the
 service's ASGI app; these tests drive that wrapper with a stand-in app, no server needed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from mlgitops.serving.guards import ConformingResponses, documented_openapi
+from helpers import call_asgi
+from mlgitops.serving.guards import ConformingResponses, Metadata, documented_openapi
 
 ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
 
@@ -51,19 +52,8 @@ def bentoml_spec() -> dict[str, Any]:
 
 def call(app: Any, path: str, method: str = "GET") -> tuple[int, dict[bytes, bytes], bytes]:
     """Run one request through an ASGI app; its status, headers and whole body."""
-    scope = {"type": "http", "path": path, "method": method, "headers": []}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return start["status"], dict(start["headers"]), body
+    answer = call_asgi(app, method, path)
+    return answer.status, answer.headers, answer.body
 
 
 def json_app(status: int, payload: Any, *, chunks: int = 1):
@@ -114,6 +104,24 @@ def test_guard_refusals_and_security_are_documented():
     assert "401" not in spec["paths"]["/livez"]["get"]["responses"], "a probe documents 401"
 
 
+def test_metadata_is_documented_from_its_model():
+    # Given BentoML's document, which leaves out the mounted GET /metadata, then the guard adds
+    # it: its 200 is the Metadata model's schema, it needs a key (401), and as a GET it has no
+    # body to refuse (no 413 or 415).
+    spec = documented_openapi(bentoml_spec())
+    operation = spec["paths"]["/metadata"]["get"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Metadata"}, ok
+    documented = spec["components"]["schemas"]["Metadata"]
+    assert documented == Metadata.model_json_schema(), "schema is not the model's"
+    assert set(documented["required"]) == set(Metadata.model_fields), "a field is optional"
+    assert documented["additionalProperties"] is False, "undocumented fields are allowed"
+    assert operation["security"] == [{"bearer": []}, {"apiKey": []}], operation.get("security")
+    assert set(operation["responses"]) == {"200", "401"}, operation["responses"].keys()
+    refusal = operation["responses"]["401"]["content"]["application/json"]["schema"]
+    assert refusal == {"$ref": "#/components/schemas/GuardRefusal"}, refusal
+
+
 def test_served_document_is_the_documented_one():
     # Given an app serving BentoML's document in pieces, when /docs.json passes the wrapper,
     # then the client gets the corrected document with a matching content-length.
@@ -121,8 +129,10 @@ def test_served_document_is_the_documented_one():
     status, headers, body = call(app, "/docs.json")
     assert status == 200, status
     assert int(headers[b"content-length"]) == len(body), "content-length not updated"
-    detail = json.loads(body)["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
+    served = json.loads(body)
+    detail = served["components"]["schemas"]["InvalidArgument"]["properties"]["detail"]
     assert "anyOf" in detail, f"document served uncorrected: {detail}"
+    assert "/metadata" in served["paths"], "GET /metadata is missing from the served document"
 
 
 def test_error_body_wrapped_in_a_list_becomes_the_documented_object():

@@ -2,7 +2,8 @@
 
 Every operation in `/docs.json` gets valid (positive) and invalid (negative) requests, all
 sent with a valid API key. Every response must be a non-5xx that matches the document: its
-status documented with a schema, its body valid against that schema.
+status documented with a schema, its body valid against that schema. An operation the
+document says needs a key must refuse the same request without one, and with a wrong one.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     response_schema_conformance,
 )
 
 pytestmark = pytest.mark.slow
 
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, ignored_auth]
 # Examples per operation and mode; SHAP makes /explain the costly one.
 EXAMPLES = {"/predict": 400, "/explain": 60, "/feedback": 150}
 PROBE_EXAMPLES = 20
@@ -70,6 +72,8 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_document(bento_server, seed):
         if path == "/predict" and mode == "positive" and status == 200
     )
     assert positive_ok, f"no valid /predict request was answered 200:\n{summary}"
+    # GET /metadata is a route mounted next to BentoML's; only the corrected document has it.
+    assert sent[("/metadata", "positive", 200)], f"/metadata was not fuzzed:\n{summary}"
     print(f"\n{total} fuzzed requests, by (path, mode, status):\n{summary}")
 
 

@@ -40,6 +40,8 @@ def serving_env() -> Iterator[Path]:
         patch.setenv("MLGITOPS_PREDICTION_LOG_DIR", str(SESSION_DIR / "predictions"))
         patch.setenv("MLGITOPS_API_KEYS", ",".join(API_KEYS))
         patch.delenv("MLGITOPS_MODEL_TAG", raising=False)
+        # An exported key would encrypt the session's package (tests/reliability covers that).
+        patch.delenv("MLGITOPS_MODEL_KEY", raising=False)
         yield SESSION_DIR
     shutil.rmtree(SESSION_DIR, ignore_errors=True)
 

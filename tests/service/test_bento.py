@@ -1,4 +1,4 @@
-"""A real `bentoml build` and `bentoml serve` of the built bento, on a free loopback port."""
+"""A real `bentoml build` of the bento, served by `mlgitops serve` on a free loopback port."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.client import HTTPConnection
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from mlgitops.serving.package import data_md5, locked_md5
 pytestmark = pytest.mark.slow
 
 STARTUP_SECONDS = 90
+BENTOML_DEFAULT_KEEP_ALIVE_S = 5
 
 
 def command_env(bentoml_home: Path, predictions: Path) -> dict[str, str]:
@@ -30,7 +32,7 @@ def command_env(bentoml_home: Path, predictions: Path) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG"}
+        if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG", "MLGITOPS_MODEL_KEY"}
     }
     env.update(
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -63,7 +65,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Iterator[LiveServer]:
-    """`mlgitops package`, `bentoml build` and `bentoml serve` of the bento, in a fresh home."""
+    """`mlgitops package`, `bentoml build` and `mlgitops serve` of the bento, in a fresh home."""
     root = tmp_path_factory.mktemp("live")
     env = command_env(root / "bentoml", root / "predictions")
     checked(["mlgitops", "package", "--repo", str(trained_project)], trained_project, env)
@@ -75,7 +77,15 @@ def live(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Ite
     log = root / "serve.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            ["bentoml", "serve", tag, "--host", "127.0.0.1", "--port", str(port)],
+            [
+                "mlgitops",
+                "serve",
+                tag,
+                "--port",
+                str(port),
+                "--params",
+                str(PROJECT_ROOT / "params.yaml"),
+            ],
             cwd=root,
             env=env,
             stdout=output,
@@ -86,7 +96,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Ite
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
-            assert process.poll() is None, f"bentoml serve exited:\n{log.read_text()[-3000:]}"
+            assert process.poll() is None, f"mlgitops serve exited:\n{log.read_text()[-3000:]}"
             try:
                 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
@@ -167,6 +177,25 @@ def test_served_metrics_scrape(http, auth, live_example):
     assert "mlgitops_predictions_total{" in text, "no predictions by class"
     assert f'field="{first}"' in text, "no rejection by field"
     assert unknown not in text, "an unknown path became a series"
+
+
+def test_idle_connection_outlives_bentomls_default_keep_alive(live):
+    # Given a keep-alive connection left idle longer than BentoML's default keep-alive (5 s,
+    # also httpx's idle expiry), when it is reused, then the server still answers on it.
+    # (Regression: the soak's resets, where the server closed a connection as the client
+    # reused it.)
+    host, port = live.url.removeprefix("http://").split(":")
+    connection = HTTPConnection(host, int(port), timeout=10)
+    try:
+        for pause in (0, BENTOML_DEFAULT_KEEP_ALIVE_S + 2):
+            time.sleep(pause)
+            connection.request("GET", "/readyz")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, f"after {pause} s idle: {response.status}"
+            assert not response.will_close, "the server asked to close the connection"
+    finally:
+        connection.close()
 
 
 def test_server_without_a_model_says_how_to_build_it(tmp_path):

@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from typing import Any
 
-from mlgitops.serving.guards import ApiKeyAuth
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+from helpers import call_asgi
+from mlgitops.serving.guards import ApiKeyAuth, KnownPathsOnly
 from mlgitops.serving.schema import RECORDS_FIELD, UNKNOWN_FIELD, rejected_field
 
 
 def app(scope, receive, send):  # pragma: no cover - never reached by these tests
     raise AssertionError("the wrapped app must not be called")
+
+
+def call(asgi: Any, method: str, path: str, headers: dict[str, str]) -> tuple[int, Any]:
+    """Run one HTTP request through an ASGI app; its status and JSON (or text) body."""
+    answer = call_asgi(asgi, method, path, headers)
+    try:
+        return answer.status, json.loads(answer.body)
+    except ValueError:
+        return answer.status, answer.body.decode()
+
+
+@pytest.fixture
+def guarded(monkeypatch) -> tuple[Any, list[str], list[str]]:
+    """A stand-in app with one route and one probe, guarded in the service's order: the key
+    first, then unknown paths. Returns it, the paths that reached the stand-in and one entry
+    per request counted as unknown."""
+    monkeypatch.setenv("TEST_KEYS", "alpha-key")
+    reached: list[str] = []
+
+    async def answer(request):
+        reached.append(request.url.path)
+        return PlainTextResponse("ok")
+
+    inner = Starlette(routes=[Route("/predict", answer), Route("/livez", answer)])
+    unknown: list[str] = []
+    known = KnownPathsOnly(inner, routes=inner.routes, on_unknown=lambda: unknown.append("x"))
+    return ApiKeyAuth(known, keys_env="TEST_KEYS"), reached, unknown
 
 
 def test_every_configured_key_is_accepted_and_nothing_else(monkeypatch):
@@ -44,3 +78,29 @@ def test_no_configured_key_refuses_everything(monkeypatch, caplog):
 def test_rejected_field_is_a_feature_or_a_fixed_label(loc, expected):
     # Metric labels stay bounded: a feature name, `records`, or `unknown_field`.
     assert rejected_field(loc, frozenset({"Island"})) == expected, f"loc {loc}"
+
+
+def test_without_a_key_known_and_unknown_paths_get_the_same_401(guarded):
+    # Given no key, when a route and a made-up path are requested, then both get the same
+    # 401 body, nothing reaches the app and no unknown path is counted (nothing is learned).
+    asgi, reached, unknown = guarded
+    known = call(asgi, "GET", "/predict", {})
+    assert known[0] == 401, known
+    for path in ("/made-up", "/livez/made-up", "/predict/made-up"):
+        assert call(asgi, "GET", path, {}) == known, f"{path} answers differently from /predict"
+    assert call(asgi, "GET", "/made-up", {"X-API-Key": "wrong"}) == known, "wrong key differs"
+    assert reached == [], f"a request without a key reached the app: {reached}"
+    assert unknown == [], "an unauthenticated path was counted as unknown"
+
+
+def test_with_a_key_unknown_paths_get_404_and_routes_are_served(guarded):
+    # Given a valid key, then a made-up path is a 404 naming the path, counted once, and a
+    # route is served; a probe needs no key.
+    asgi, reached, unknown = guarded
+    status, body = call(asgi, "GET", "/made-up", {"Authorization": "Bearer alpha-key"})
+    assert status == 404, body
+    assert body["detail"][0]["loc"] == ["path"], body
+    assert unknown == ["x"], "the unknown path was not counted once"
+    assert call(asgi, "GET", "/predict", {"X-API-Key": "alpha-key"}) == (200, "ok")
+    assert call(asgi, "GET", "/livez", {}) == (200, "ok"), "a probe needs a key"
+    assert reached == ["/predict", "/livez"], reached

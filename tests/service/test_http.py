@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import schemathesis
 import yaml
 from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
+
+from mlgitops.serving.guards import Metadata
 
 
 def metric_lines(text: str, name: str) -> list[str]:
@@ -105,6 +110,9 @@ def test_requests_without_a_valid_key_get_401(client, example, headers):
         ("POST", "/predict", {"json": {"records": [example]}}),
         ("POST", "/explain", {"json": {"records": [example]}}),
         ("GET", "/metadata", {}),
+        # The API documents stay behind the key too: they list every route and field.
+        ("GET", "/docs.json", {}),
+        ("GET", "/", {}),
     ]:
         response = client.request(method, path, headers=headers, **kwargs)
         assert response.status_code == 401, f"{method} {path} with {headers}: {response.text}"
@@ -126,9 +134,40 @@ def test_probes_and_metrics_need_no_key(client, path):
     assert client.get(path).status_code == 200, f"{path} needs a key"
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer wrong-key"}, {"X-API-Key": API_KEYS[0] + "x"}],
+    ids=["none", "wrong", "prefix"],
+)
+def test_without_a_valid_key_unknown_paths_look_like_known_ones(client, headers):
+    # Given no valid key, when a made-up path is requested (including ones that start like a
+    # probe), then the answer is the same 401 a real route gives, so an anonymous caller
+    # cannot tell which paths exist; and the made-up path never becomes a metrics series.
+    def refusal(method: str, path: str) -> tuple[int, dict, str | None]:
+        response = client.request(method, path, headers=headers)
+        return (
+            response.status_code,
+            response.json(),
+            response.headers.get("www-authenticate"),
+        )
+
+    known = refusal("GET", "/metadata")
+    assert known[0] == 401, f"GET /metadata without a valid key: {known}"
+    unknown = [
+        ("GET", f"/made-up-{uuid.uuid4().hex}"),
+        ("POST", f"/made-up-{uuid.uuid4().hex}"),
+        ("GET", f"/livez/made-up-{uuid.uuid4().hex}"),
+        ("GET", f"/metrics-{uuid.uuid4().hex}"),
+    ]
+    for method, path in unknown:
+        assert refusal(method, path) == known, f"{method} {path} differs from a known route"
+    metrics = client.get("/metrics").text
+    assert not [path for _, path in unknown if path in metrics], "a made-up path became a series"
+
+
 def test_unknown_path_is_404_without_a_metrics_series(client, auth):
-    # Given a made-up path, when requested, then it is a JSON 404, counted once, and the path
-    # appears nowhere in /metrics.
+    # Given a valid key and a made-up path, when requested, then it is a JSON 404, counted
+    # once, and the path appears nowhere in /metrics.
     def unknown_count() -> float:
         lines = metric_lines(client.get("/metrics").text, "mlgitops_unknown_path_requests_total")
         return float(lines[0].split()[-1]) if lines else 0.0
@@ -163,6 +202,34 @@ def test_metadata_reports_what_is_deployed(client, auth, trained_project, params
     metrics = json.loads((trained_project / "reports/metrics.json").read_text())
     for name in params.evaluate.headline:
         assert meta["metrics"][name] == pytest.approx(metrics[name]), f"metric {name}"
+
+
+def test_metadata_answer_matches_its_documented_schema(client, auth):
+    # Given the published document, then GET /metadata is in it, keyed like every route, and
+    # the real answer is valid against the schema documented for its 200.
+    document = client.get("/docs.json", headers=auth).json()
+    operation = document["paths"]["/metadata"]["get"]
+    assert operation["security"], "/metadata is documented without a key"
+    assert "401" in operation["responses"], "/metadata does not document its 401"
+    response = client.get("/metadata", headers=auth)
+    assert response.status_code == 200, response.text
+    # The fuzzer's own validator: the body against the schema documented for its status (it
+    # raises, naming each mismatch).
+    schemathesis.openapi.from_dict(document)["/metadata"]["GET"].validate_response(response)
+
+
+def test_describe_is_a_valid_metadata_with_and_without_a_bento(service_module):
+    # Given the packaged model, when described as served from source and from a built bento,
+    # then both are valid Metadata (no key missing, none undocumented) and name the bento.
+    bento = SimpleNamespace(
+        tag="mlgitops:0123456789abcdef",
+        info=SimpleNamespace(creation_time=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)),
+    )
+    from_source = Metadata.model_validate(service_module.PACKAGED.describe())
+    built = Metadata.model_validate(service_module.PACKAGED.describe(bento))
+    assert from_source.bento_tag is None, "a bento is named when serving from source"
+    assert built.bento_tag == "mlgitops:0123456789abcdef", "the bento is not named"
+    assert built.build_time == "2026-01-02T03:04:05+00:00", "build time is not the bento's"
 
 
 def test_metrics_show_model_predictions_and_rejections(

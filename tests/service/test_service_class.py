@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlgitops.contract import feature_frame, load_valid_table
@@ -52,6 +53,32 @@ def test_unknown_category_is_mapped_and_reported(service, service_module, exampl
     (answer,) = service.predict([record])
     assert abs(sum(answer.probabilities.values()) - 1) < 1e-6, "probabilities do not sum to 1"
     assert any(unknown in w for w in answer.warnings), f"no warning in {answer.warnings}"
+
+
+def test_warnings_belong_to_the_record_that_caused_them(service, service_module, example):
+    # Given a batch whose middle record alone holds an unseen category, when predicted, then
+    # only that record carries a warning.
+    unknown = next(iter(service.map_to_unknown))
+    batch = [
+        service_module.Record.model_validate(row)
+        for row in (example, {**example, unknown: "never seen"}, example)
+    ]
+    warnings = [answer.warnings for answer in service.predict(batch)]
+    assert [bool(w) for w in warnings] == [False, True, False], f"warnings {warnings}"
+
+
+def test_records_frame_equals_the_frame_parsed_from_rows(service_module, test_rows, params):
+    # Given held-out rows (with missing values), when validated as records and turned into
+    # the model's frame, then it equals the frame typed from the same rows: column order,
+    # dtypes and missing values.
+    from mlgitops.serving.schema import records_frame, typed_frame
+
+    rows = test_rows.astype(object).where(test_rows.notna(), None).to_dict("records")
+    validated = [service_module.Record.model_validate(row) for row in rows]
+    pd.testing.assert_frame_equal(
+        records_frame(validated, params.contract), typed_frame(rows, params.contract)
+    )
+    assert test_rows.isna().any().any(), "the rows have no missing value to compare"
 
 
 def test_explanations_rank_original_features(service, service_module, example, params):

@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import psutil
 
+from mlgitops.config import ServeParams
 from mlgitops.deploy.target import DeployError, Release
-from mlgitops.tools import tool
+from mlgitops.serving.commands import serve_command
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +112,8 @@ class LocalTarget:
     port: int = 3000
     ready_timeout: float = 180.0
     env: dict[str, str] | None = None
+    # serve.keep_alive_s, for the proxy and the servers alike.
+    keep_alive_s: int = ServeParams().keep_alive_s
     name: str = "local"
 
     @property
@@ -176,6 +179,8 @@ class LocalTarget:
                 str(self.port),
                 "--active",
                 str(self._active_file),
+                "--keep-alive",
+                str(self.keep_alive_s),
             ],
             "proxy.log",
         )
@@ -192,7 +197,7 @@ class LocalTarget:
         self._ensure_proxy()
         port = free_port()
         pid = self._spawn(
-            [tool("bentoml"), "serve", bento_tag, "--host", HOST, "--port", str(port)],
+            serve_command(bento_tag, host=HOST, port=port, keep_alive_s=self.keep_alive_s),
             f"server-{commit[:12]}-{port}.log",
         )
         servers = self._read(self._servers_file)

@@ -296,6 +296,7 @@ def make_target(args: Any, params: Params, repo: Path) -> DeployTarget:
             port=args.port or local.port,
             ready_timeout=local.ready_timeout_s,
             env=env,
+            keep_alive_s=params.serve.keep_alive_s,
         )
     if args.target == "kubernetes":
         from mlgitops.deploy.kubernetes import KubernetesTarget

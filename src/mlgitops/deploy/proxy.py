@@ -99,8 +99,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--active", type=Path, required=True, help="active-release JSON file")
+    parser.add_argument(
+        "--keep-alive", type=int, required=True, help="seconds an idle connection stays open"
+    )
     args = parser.parse_args(argv)
-    uvicorn.run(create_app(args.active), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(args.active),
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        timeout_keep_alive=args.keep_alive,
+    )
     return 0
 
 

@@ -1,21 +1,27 @@
 """The prediction log and the feedback log: reading, retention pruning and erasure.
 
 The service writes one JSON object per line with `bentoml.monitor` under
-`<log dir>/mlgitops_predictions/data/` (`data.<worker>.log`, rotated daily into
-`data.<worker>.log.<date>`), and ground truth posted to `/feedback` as JSON lines in
-`<log dir>/mlgitops_feedback/feedback.jsonl`. Both files are append-only while served;
-`prune` and `forget` rewrite them (write a temporary file, fsync, rename).
+`<log dir>/mlgitops_predictions/data/` (`data.<worker>.log`; files rotated by earlier
+versions, `data.<worker>.log.<date>`, are read too), and ground truth posted to `/feedback`
+as JSON lines in `<log dir>/mlgitops_feedback/feedback.jsonl`.
+
+Writers append (`append_lines`: open, one write, close) under a shared lock of the folder;
+`prune` and `forget` rewrite a file (a temporary file, fsync, rename) under the exclusive
+lock. So a rewrite while the service runs loses no line appended meanwhile, and the next
+append lands in the new file, never in the replaced one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +36,8 @@ FEEDBACK_FILE = "feedback.jsonl"
 # Keys without which a line cannot be used: it is counted as corrupt.
 REQUIRED_KEYS = ("prediction_id", "model_md5", "timestamp", "prediction")
 FEEDBACK_KEYS = ("prediction_id", "label", "timestamp")
+# In each log folder: the lock appends share and rewrites hold alone.
+LOCK_FILE = ".lock"
 
 _append_lock = threading.Lock()
 
@@ -194,24 +202,57 @@ def prediction_exists(log_dir: Path, prediction_id: str) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the folder's lock: shared by appends, exclusive for a rewrite (any process)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def append_lines(path: Path, lines: list[str], *, fsync: bool) -> None:
+    """Append JSON lines to `path` in one write, opening the file anew each time.
+
+    Opening per call means a file that `prune` or `forget` replaced is written to, never the
+    replaced one; O_APPEND with a single write keeps lines of concurrent workers whole.
+
+    Args:
+        fsync: wait until the lines are on disk (they survive a power loss, not only a crash
+            of the process).
+    """
+    if not lines:
+        return
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    with _append_lock, folder_lock(path.parent, exclusive=False):
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view) :]
+            if fsync:
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
 def append_feedback(log_dir: Path, record: dict[str, Any]) -> Path:
     """Append one feedback record as a JSON line and fsync it before returning."""
     path = feedback_path(log_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
-    with _append_lock:
-        # O_APPEND: one write per record, so several workers never interleave a line.
-        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(descriptor, line.encode("utf-8"))
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+    append_lines(path, [json.dumps(record, ensure_ascii=False)], fsync=True)
     return path
 
 
 def _rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
     """Rewrite `path` with only the lines `keep` accepts; returns how many were removed."""
+    with folder_lock(path.parent, exclusive=True):
+        return _rewrite_locked(path, keep)
+
+
+def _rewrite_locked(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
     with open(path, encoding="utf-8", errors="replace") as handle:
         lines = handle.readlines()
     kept = [line for line in lines if keep(_parse_line(line, ()), line)]

@@ -1,4 +1,4 @@
-"""ASGI guards around the service: unknown paths, API keys, body size and media type, and
+"""ASGI guards around the service: API keys, unknown paths, body size and media type, and
 responses that match the published OpenAPI document.
 
 Each rejection is a JSON body shaped like BentoML's own validation errors,
@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute, Match
 
 logger = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 PROBE_PATHS: frozenset[str] = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
 JSON_MEDIA_TYPE = "application/json"
 DOCS_PATH = "/docs.json"
+# Served by a Starlette app mounted into the service, which BentoML leaves out of its document.
+METADATA_PATH = "/metadata"
 # The error schemas BentoML puts in its OpenAPI document, and the refusals the guards add.
 BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
 GUARD_RESPONSES = {
@@ -38,6 +41,26 @@ GUARD_RESPONSES = {
     "413": "Request body larger than serve.max_body_bytes",
     "415": "Request body not sent as application/json",
 }
+
+
+class Metadata(BaseModel):
+    """What `GET /metadata` answers: the code, model, data and params that are deployed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(description="The BentoML service name.")
+    git_commit: str | None = Field(description="The commit the model was packaged from.")
+    git_dirty: bool = Field(description="Whether that workspace had uncommitted changes.")
+    model_md5: str | None = Field(description="The model file's md5, as in dvc.lock.")
+    data_md5: str | None = Field(description="The raw data's md5, as in data.dvc.")
+    params_sha256: str | None = Field(description="SHA-256 of the packaged params.")
+    model_tag: str = Field(description="The model's tag in the BentoML model store.")
+    model_version: str = Field(description="The version part of that tag.")
+    bento_tag: str | None = Field(description="The bento served; null when served from source.")
+    build_time: str | None = Field(description="When the bento was built (else packaged).")
+    packaged_at: str | None = Field(description="When `mlgitops package` stored the model.")
+    metrics: dict[str, float] = Field(description="The headline metrics, by name.")
+    params: dict[str, Any] = Field(description="The params.yaml the model was trained with.")
 
 
 def error_payload(message: str, *, loc: Sequence[str], kind: str) -> dict[str, Any]:
@@ -80,12 +103,30 @@ def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
 
     BentoML declares an error's `detail` a string, but a validation error (400) sends a list
     of `{loc, msg, type}`; and it knows nothing of the guards: the API key (401), the body
-    size (413) and the media type (415); and it leaves request bodies optional, though every
-    endpoint answers 400 without one. Returns a corrected copy.
+    size (413) and the media type (415); nor of `GET /metadata`, a mounted Starlette route;
+    and it leaves request bodies optional, though every endpoint answers 400 without one.
+    Returns a corrected copy.
     """
     spec = copy.deepcopy(spec)
     components = spec.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
+    metadata = Metadata.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(metadata.pop("$defs", {}))
+    schemas["Metadata"] = metadata
+    spec.setdefault("paths", {})[METADATA_PATH] = {
+        "get": {
+            "summary": "What is deployed",
+            "description": Metadata.__doc__,
+            "responses": {
+                "200": {
+                    "description": "Successful Response",
+                    "content": {
+                        JSON_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Metadata"}}
+                    },
+                }
+            },
+        }
+    }
     schemas["ErrorDetail"] = {
         "type": "object",
         "title": "ErrorDetail",
@@ -211,7 +252,8 @@ class KnownPathsOnly:
     """Answer 404 for a path that no route serves, before any metrics middleware sees it.
 
     BentoML labels its request metrics with the raw path, so every made-up path would
-    otherwise become a new series. Unknown paths are counted once, without the path.
+    otherwise become a new series. Unknown paths are counted once, without the path. Wrap it
+    in `ApiKeyAuth`, so that only a caller with a key learns whether a path exists.
     """
 
     def __init__(
@@ -242,6 +284,9 @@ class ApiKeyAuth:
     A key is sent as `Authorization: Bearer <key>` or `X-API-Key: <key>` and compared with
     every configured key in constant time. With no key configured every protected request
     is refused: a missing secret never opens the service.
+
+    Outermost, it answers every path but the exempt ones with the same 401, whether or not
+    a route serves it, before routing, metrics or the access log see the request.
     """
 
     def __init__(self, app: ASGIApp, *, keys_env: str, exempt: Iterable[str] = PROBE_PATHS):
@@ -260,6 +305,10 @@ class ApiKeyAuth:
                 keys_env,
                 ", ".join(sorted(self.exempt)),
             )
+
+    def __getattr__(self, name: str) -> Any:
+        # Behave like the wrapped app for code that inspects it (state, router).
+        return getattr(self.app, name)
 
     def _presented(self, scope: Scope) -> bytes | None:
         authorization = header(scope, b"authorization")

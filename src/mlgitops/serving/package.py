@@ -4,6 +4,9 @@ The stored model is the byte-exact file that DVC recorded in `dvc.lock`, labelle
 commit, the model and data md5s, a params hash and the headline metrics. Its metadata carries
 the data contract and the `serve` params, so the service derives its request schema and limits
 from the model it serves rather than from whatever `params.yaml` is next to it.
+
+With a key in the environment variable `serve.model_key_env`, the model is stored encrypted
+(`model.joblib.enc`, see `encryption.py`) and no plaintext copy of it enters the store.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import hashlib
 import json
 import logging
 import math
-import shutil
+import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +29,21 @@ import yaml
 
 from mlgitops.config import METRICS_BY_TASK, Params, parse_params
 from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.serving.encryption import (
+    ALGORITHM,
+    ModelKeyError,
+    decrypt_model,
+    encrypt_model,
+    model_key,
+)
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "mlgitops-pipeline"  # in the BentoML model store
 MODEL_FILE = "model.joblib"
+ENCRYPTED_MODEL_FILE = "model.joblib.enc"
+# Metadata key recording how the stored model file is encrypted: ALGORITHM, or "none".
+ENCRYPTION_METADATA = "model_encryption"
 BACKGROUND_FILE = "background.csv"
 
 
@@ -61,6 +75,11 @@ class Provenance:
     params_sha256: str
 
 
+def bytes_md5(data: bytes) -> str:
+    """The md5 of bytes in memory, as DVC records it for a file holding them."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
 def file_md5(path: Path) -> str:
     """The md5 of a file's bytes, as DVC records it for a single-file output."""
     digest = hashlib.md5(usedforsecurity=False)
@@ -83,13 +102,80 @@ def verify_model_file(path: Path, expected_md5: str) -> str:
     Raises:
         ModelIntegrityError: naming the file, both hashes and how to repackage.
     """
-    md5 = file_md5(path)
+    return _expect_md5(file_md5(path), expected_md5, source=str(path))
+
+
+def verify_model_bytes(data: bytes, expected_md5: str, *, source: str) -> str:
+    """`verify_model_file` for a model in memory (the plaintext of an encrypted one).
+
+    Args:
+        source: What the bytes were read from, for the error message.
+
+    Returns:
+        The md5, equal to `expected_md5`.
+
+    Raises:
+        ModelIntegrityError: naming the source, both hashes and how to repackage.
+    """
+    return _expect_md5(bytes_md5(data), expected_md5, source=source)
+
+
+def _expect_md5(md5: str, expected_md5: str, *, source: str) -> str:
     if md5 != expected_md5:
         raise ModelIntegrityError(
-            f"{path} has md5 {md5}, but was packaged as {expected_md5}; "
+            f"{source} has md5 {md5}, but was packaged as {expected_md5}; "
             "package the model again with `mlgitops package`"
         )
     return md5
+
+
+def read_model(
+    folder: Path,
+    metadata: Mapping[str, Any],
+    *,
+    expected_md5: str,
+    key_env: str,
+    environ: Mapping[str, str] | None = None,
+) -> bytes:
+    """The packaged model's bytes, decrypted in memory when it was packaged encrypted.
+
+    Args:
+        folder: The model's folder in the BentoML model store.
+        metadata: The model's metadata; `ENCRYPTION_METADATA` says whether it is encrypted.
+        expected_md5: The md5 recorded when the model was packaged (its `model_md5` label).
+        key_env: The environment variable holding the key (`serve.model_key_env`).
+        environ: The environment to read the key from; the process's by default.
+
+    Returns:
+        The model file's plaintext, whose md5 is `expected_md5`.
+
+    Raises:
+        ModelKeyError: when the key is set but malformed.
+        ModelDecryptionError: when the model is encrypted and the key is missing or wrong, or
+            the encrypted file was altered or belongs to another model.
+        ModelIntegrityError: when the plaintext's md5 differs from `expected_md5`.
+    """
+    environ = os.environ if environ is None else environ
+    if metadata.get(ENCRYPTION_METADATA, "none") == "none":
+        if environ.get(key_env, "").strip():
+            logger.warning(
+                "%s is set, but the packaged model is not encrypted: serving it as stored; "
+                "run `mlgitops package` with %s set to store it encrypted",
+                key_env,
+                key_env,
+            )
+        path = folder / MODEL_FILE
+        plaintext = path.read_bytes()
+    else:
+        path = folder / ENCRYPTED_MODEL_FILE
+        plaintext = decrypt_model(
+            path.read_bytes(),
+            model_key(key_env, environ),
+            model_md5=expected_md5,
+            key_env=key_env,
+        )
+    verify_model_bytes(plaintext, expected_md5, source=str(path))
+    return plaintext
 
 
 def locked_md5(lock: dict[str, Any], path: str) -> str:
@@ -252,6 +338,11 @@ def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) 
     import sklearn
 
     params, _, provenance = collect(repo, paths)
+    key_env = params.serve.model_key_env
+    try:
+        key = model_key(key_env)
+    except ModelKeyError as error:
+        raise PackageError(str(error)) from None
     metrics_path = repo / paths.metrics
     if not metrics_path.exists():
         raise PackageError(f"{paths.metrics} does not exist; run `make repro` first")
@@ -276,6 +367,7 @@ def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) 
             "params_yaml": (repo / paths.params).read_text(encoding="utf-8"),
             "seed": params.seed,
             "packaged_at": packaged_at,
+            ENCRYPTION_METADATA: ALGORITHM if key else "none",
         }
     )
     tag = f"{MODEL_NAME}:{provenance.model_md5[:16]}"
@@ -293,15 +385,23 @@ def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) 
             framework_name="sklearn", framework_versions={"scikit-learn": sklearn.__version__}
         ),
     ) as model:
-        shutil.copyfile(repo / paths.model, model.path_of(MODEL_FILE))
+        model_bytes = (repo / paths.model).read_bytes()
+        if key:
+            encrypted = encrypt_model(model_bytes, key, model_md5=provenance.model_md5)
+            Path(model.path_of(ENCRYPTED_MODEL_FILE)).write_bytes(encrypted)
+        else:
+            Path(model.path_of(MODEL_FILE)).write_bytes(model_bytes)
         background.to_csv(model.path_of(BACKGROUND_FILE), index=False, lineterminator="\n")
     logger.info(
-        "packaged %s (commit %s%s, model md5 %s, data md5 %s) into %s",
+        "packaged %s (commit %s%s, model md5 %s, data md5 %s) into %s, %s",
         model.tag,
         provenance.git_commit[:12],
         ", uncommitted changes" if provenance.git_dirty else "",
         provenance.model_md5,
         provenance.data_md5,
         bentoml.models.get(model.tag).path,
+        f"encrypted with {ALGORITHM} (key from {key_env})"
+        if key
+        else f"not encrypted ({key_env} is not set)",
     )
     return bentoml.models.get(model.tag)

@@ -3,14 +3,14 @@
 A record has one field per feature of the contract, under the column's own name, typed by its
 `dtype` and bounded by its `min`/`max` and `categories`. Values are checked strictly (a number
 sent as text is a wrong type, not something to guess at). Columns the contract knows but the
-model does not use (identifiers, personal or free-text fields, the target) are accepted and
-dropped before anything else sees them, so they never reach the model or a log line.
+model does not use (identifiers, personal or free-text fields, the target) are accepted, so
+whole rows of the table can be sent, and left out of every dump: they never reach the model or
+a log line.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 import pandas as pd
@@ -20,10 +20,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     create_model,
-    model_validator,
 )
 
 from mlgitops.config import NUMERIC_DTYPES, ColumnSpec, ContractParams
@@ -49,14 +46,6 @@ class RecordBase(BaseModel):
         hide_input_in_errors=True,
         serialize_by_alias=True,
     )
-    dropped_columns: ClassVar[frozenset[str]] = frozenset()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_non_features(cls, data: Any) -> Any:
-        if isinstance(data, dict) and cls.dropped_columns.intersection(data):
-            return {k: v for k, v in data.items() if k not in cls.dropped_columns}
-        return data
 
     def features(self) -> dict[str, Any]:
         """The record as the model's input row: feature name -> value."""
@@ -103,7 +92,6 @@ def record_model(contract: ContractParams, *, example: dict[str, Any] | None = N
                 **RecordBase.model_config,
                 json_schema_extra={"example": example} if example else None,
             ),
-            "dropped_columns": frozenset(set(contract.columns) - set(contract.features)),
         },
     )
     fields: dict[str, Any] = {}
@@ -116,6 +104,23 @@ def record_model(contract: ContractParams, *, example: dict[str, Any] | None = N
                 alias=name,
                 title=name,
                 description=_describe(spec) or None,
+            ),
+        )
+    # The contract's other columns are accepted so whole rows of the table can be sent, and
+    # left out of every dump: they never reach the model or a log line. (Fields rather than
+    # a "before" validator dropping them: that would make pydantic build Python objects
+    # from the JSON of every record, 7x slower on a 1,000-record request.)
+    ignored = [name for name in contract.columns if name not in contract.features]
+    for index, name in enumerate(ignored):
+        fields[f"ignored_{index}"] = (
+            Any,
+            Field(
+                None,
+                alias=name,
+                title=name,
+                exclude=True,
+                description=f"A {contract.columns[name].role} column of the contract: accepted "
+                "and ignored; it never reaches the model or a log.",
             ),
         )
     return create_model("Record", __base__=base, __module__=__name__, **fields)
@@ -133,61 +138,77 @@ def rejected_field(loc: tuple[int | str, ...], features: frozenset[str]) -> str:
     return names[-1] if names[-1] in features else UNKNOWN_FIELD
 
 
-def _report_rejections(
-    value: Any,
-    handler: ValidatorFunctionWrapHandler,
-    *,
-    endpoint: str,
-    features: frozenset[str],
-    hook: RejectionHook,
-) -> Any:
-    try:
-        return handler(value)
-    except ValidationError as error:
-        for field in {rejected_field(item["loc"], features) for item in error.errors()}:
-            hook(endpoint, field)
-        raise
+class RequestBase(BaseModel):
+    """A request body, `{"records": [...]}`, that reports the fields of every refusal."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    endpoint: ClassVar[str] = ""
+    feature_names: ClassVar[frozenset[str]] = frozenset()
+    on_rejection: ClassVar[RejectionHook | None] = None
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Any:
+        # The hook sits here, around the whole body, rather than in a validator of the list:
+        # a Python validator would make pydantic build Python objects from the JSON first.
+        try:
+            return super().model_validate_json(json_data, **kwargs)
+        except ValidationError as error:
+            if cls.on_rejection is not None:
+                for field in {
+                    request_field(item["loc"], cls.feature_names) for item in error.errors()
+                }:
+                    cls.on_rejection(cls.endpoint, field)
+            raise
 
 
-def records_type(
+def request_field(loc: tuple[int | str, ...], features: frozenset[str]) -> str:
+    """Which field an error of a request body is about (see `rejected_field`)."""
+    if loc and loc[0] != RECORDS_FIELD:
+        return UNKNOWN_FIELD  # a top-level key other than `records`
+    return rejected_field(tuple(loc[1:]), features)
+
+
+def request_model(
+    name: str,
     record: type,
     *,
     max_records: int,
-    endpoint: str,
+    example: dict[str, Any] | None = None,
+    endpoint: str = "",
     hook: RejectionHook | None = None,
-) -> Any:
-    """The type of a request's `records` list: 1 to `max_records` records.
+) -> type:
+    """The body of a request: `{"records": [...]}` with 1 to `max_records` records.
 
-    `hook(endpoint, field)` is called once per rejected field of a request that fails.
+    Errors never echo the input; `hook(endpoint, field)` is called once per rejected field
+    of a body that fails.
     """
-    features = frozenset(f.alias or name for name, f in record.model_fields.items())
-    metadata: list[Any] = [
+    base = type(
+        f"{name}Base",
+        (RequestBase,),
+        {
+            "__module__": __name__,
+            "model_config": ConfigDict(
+                **RequestBase.model_config,
+                json_schema_extra={"example": {"records": [example]}} if example else None,
+            ),
+            "endpoint": endpoint,
+            "feature_names": frozenset(
+                field.alias or attribute
+                for attribute, field in record.model_fields.items()
+                if not field.exclude
+            ),
+            "on_rejection": staticmethod(hook) if hook is not None else None,
+        },
+    )
+    records = Annotated[
+        list[record],  # type: ignore[valid-type]
         Field(
             min_length=1,
             max_length=max_records,
             description=f"1 to {max_records} records, one per prediction.",
-        )
-    ]
-    if hook is not None:
-        metadata.append(
-            WrapValidator(
-                partial(_report_rejections, endpoint=endpoint, features=features, hook=hook)
-            )
-        )
-    return Annotated[list[record], *metadata]  # type: ignore[valid-type]
-
-
-def request_model(name: str, records: Any, *, example: dict[str, Any] | None = None) -> type:
-    """The body of a request: `{"records": [...]}`, with errors that never echo the input."""
-    return create_model(
-        name,
-        __config__=ConfigDict(
-            extra="forbid",
-            hide_input_in_errors=True,
-            json_schema_extra={"example": {"records": [example]}} if example else None,
         ),
-        records=(records, ...),
-    )
+    ]
+    return create_model(name, __base__=base, __module__=__name__, records=(records, ...))
 
 
 def typed_frame(rows: list[dict[str, Any]], contract: ContractParams) -> pd.DataFrame:
@@ -202,6 +223,28 @@ def typed_frame(rows: list[dict[str, Any]], contract: ContractParams) -> pd.Data
             column = column.map(lambda v: _BOOL_TEXT.get(v, v) if isinstance(v, str) else v)
         frame[name] = column.astype(_PANDAS_DTYPES.get(dtype, object))
     return frame
+
+
+def records_frame(records: Sequence[RecordBase], contract: ContractParams) -> pd.DataFrame:
+    """Validated records as the pipeline's input frame: contract order and dtypes.
+
+    The values are already typed by the record model, so each column is built in one go
+    (`typed_frame` parses text, as rows read back from CSV need).
+    """
+    attributes = {
+        field.alias or attribute: attribute
+        for attribute, field in (type(records[0]).model_fields.items() if records else ())
+    }
+    return pd.DataFrame(
+        {
+            name: pd.Series(
+                [getattr(record, attributes[name]) for record in records],
+                dtype=_PANDAS_DTYPES.get(contract.columns[name].dtype, object),
+            )
+            for name in contract.features
+        },
+        columns=list(contract.features),
+    )
 
 
 class Prediction(BaseModel):
