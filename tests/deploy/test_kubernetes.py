@@ -138,6 +138,16 @@ def test_probes_use_bentoml_endpoints_on_the_service_port(released):
     )
 
 
+def test_model_key_comes_from_an_optional_secret(released, params):
+    # Given the container, then the model key (serve.model_key_env) comes from a Secret that
+    # may be absent (an unencrypted package needs none), never from a literal.
+    env = {item["name"]: item for item in container(released)["env"]}
+    key = env[params.serve.model_key_env]
+    assert "value" not in key, "the model key must not be written in the manifest"
+    assert key["valueFrom"]["secretKeyRef"]["name"] == "mlgitops-model-key", key
+    assert key["valueFrom"]["secretKeyRef"]["optional"] is True, key
+
+
 def test_server_keeps_idle_connections_as_long_as_params_say(released, params):
     # Given the container, then the image's `bentoml serve` gets the keep-alive of
     # params.yaml (serve.keep_alive_s), as `mlgitops serve` and the local target do.

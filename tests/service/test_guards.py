@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -43,7 +44,10 @@ def guarded(monkeypatch) -> tuple[Any, list[str], list[str]]:
     inner = Starlette(routes=[Route("/predict", answer), Route("/livez", answer)])
     unknown: list[str] = []
     known = KnownPathsOnly(inner, routes=inner.routes, on_unknown=lambda: unknown.append("x"))
-    return ApiKeyAuth(known, keys_env="TEST_KEYS"), reached, unknown
+    refused: list[str] = []
+    guard = ApiKeyAuth(known, keys_env="TEST_KEYS", on_refuse=lambda: refused.append("x"))
+    guard.refused = refused  # type: ignore[attr-defined]  # read by the tests
+    return guard, reached, unknown
 
 
 def test_every_configured_key_is_accepted_and_nothing_else(monkeypatch):
@@ -104,3 +108,52 @@ def test_with_a_key_unknown_paths_get_404_and_routes_are_served(guarded):
     assert call(asgi, "GET", "/predict", {"X-API-Key": "alpha-key"}) == (200, "ok")
     assert call(asgi, "GET", "/livez", {}) == (200, "ok"), "a probe needs a key"
     assert reached == ["/predict", "/livez"], reached
+
+
+def test_every_refusal_is_counted_once_and_nothing_else(guarded):
+    # Given requests without a key, with a wrong one, with a valid one and to a probe, then
+    # only the two refused ones are counted (they never reach BentoML's request metrics).
+    asgi, _, _ = guarded
+    call(asgi, "GET", "/predict", {})
+    call(asgi, "GET", "/made-up", {"X-API-Key": "wrong"})
+    call(asgi, "GET", "/predict", {"X-API-Key": "alpha-key"})
+    call(asgi, "GET", "/livez", {})
+    assert asgi.refused == ["x", "x"], f"counted {asgi.refused}"
+
+
+@pytest.mark.parametrize(
+    ("headers", "opens"),
+    [({}, False), ({"X-API-Key": "wrong"}, False), ({"X-API-Key": "alpha-key"}, True)],
+    ids=["no-key", "wrong-key", "key"],
+)
+def test_websockets_need_a_key_too(headers, opens):
+    # Given a WebSocket handshake, then without a valid key it is closed with 1008 (policy
+    # violation) before the app sees it; with one it reaches the app.
+    reached: list[str] = []
+
+    async def inner(scope, receive, send):
+        reached.append(scope["path"])
+        await send({"type": "websocket.accept"})
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "path": "/predict",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TEST_KEYS", "alpha-key")
+        asyncio.run(ApiKeyAuth(inner, keys_env="TEST_KEYS")(scope, receive, send))
+    if opens:
+        assert reached == ["/predict"], "a WebSocket with a valid key did not reach the app"
+        assert sent == [{"type": "websocket.accept"}], sent
+    else:
+        assert reached == [], "a WebSocket without a valid key reached the app"
+        assert sent == [{"type": "websocket.close", "code": 1008}], sent

@@ -254,6 +254,19 @@ def test_metrics_show_model_predictions_and_rejections(
     assert metric_lines(text, "bentoml_service_request_total"), "BentoML's own metrics are gone"
 
 
+def test_refused_keys_are_counted(client, example):
+    # Given a request with a wrong key, then the 401 counter grows by one (refused requests
+    # never reach BentoML's own request metrics).
+    def refused() -> float:
+        lines = metric_lines(client.get("/metrics").text, "mlgitops_unauthorized_requests_total")
+        return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+    before = refused()
+    response = client.post("/predict", json={"records": [example]}, headers={"X-API-Key": "no"})
+    assert response.status_code == 401, response.text
+    assert refused() == before + 1, "the refusal was not counted"
+
+
 def test_openapi_schema_has_the_contract_example(client, auth, example):
     response = client.get("/docs.json", headers=auth)
     assert response.status_code == 200, response.text

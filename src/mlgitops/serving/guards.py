@@ -289,10 +289,19 @@ class ApiKeyAuth:
     a route serves it, before routing, metrics or the access log see the request.
     """
 
-    def __init__(self, app: ASGIApp, *, keys_env: str, exempt: Iterable[str] = PROBE_PATHS):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        keys_env: str,
+        exempt: Iterable[str] = PROBE_PATHS,
+        on_refuse: Callable[[], None] | None = None,
+    ):
         self.app = app
         self.keys_env = keys_env
         self.exempt = frozenset(exempt)
+        # Refused requests never reach BentoML's request metrics: this counts them instead.
+        self.on_refuse = on_refuse
         self.keys = tuple(
             key.strip().encode("utf-8")
             for key in os.environ.get(keys_env, "").split(",")
@@ -329,10 +338,16 @@ class ApiKeyAuth:
         return matched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] not in {"http", "websocket"} or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
         if not self.is_valid(self._presented(scope)):
+            if self.on_refuse is not None:
+                self.on_refuse()
+            if scope["type"] == "websocket":
+                # 1008: policy violation; no route serves WebSockets, but none opens without a key.
+                await send({"type": "websocket.close", "code": 1008})
+                return
             message = (
                 "missing or invalid API key: send 'Authorization: Bearer <key>' or "
                 "'X-API-Key: <key>'"

@@ -170,6 +170,10 @@ REJECTIONS = prometheus_client.Counter(
     documentation="Requests refused as bad input, by endpoint and field",
     labelnames=["endpoint", "field"],
 )
+UNAUTHORIZED = prometheus_client.Counter(
+    name="mlgitops_unauthorized_requests",
+    documentation="Requests refused with 401 for a missing or invalid API key",
+)
 UNKNOWN_PATHS = prometheus_client.Counter(
     name="mlgitops_unknown_path_requests",
     documentation="Requests to a path no route serves (answered 404; the path is not kept)",
@@ -223,7 +227,7 @@ class GuardedService(bentoml.Service):
     def to_asgi(self, is_main: bool = True) -> Any:
         app = super().to_asgi(is_main=is_main)
         known = KnownPathsOnly(app, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc)
-        return ApiKeyAuth(known, keys_env=SERVE.api_keys_env)
+        return ApiKeyAuth(known, keys_env=SERVE.api_keys_env, on_refuse=UNAUTHORIZED.inc)
 
 
 async def _metadata(request: Request) -> JSONResponse:
