@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +14,11 @@ import pytest
 import yaml
 
 from helpers import PROJECT_ROOT
+from live_server import packaged_home, start_server, wait_ready
 from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.package import locked_md5
 
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
-ROOT_PARAMS = PROJECT_ROOT / "params.yaml"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
 NO_PROMTOOL = "promtool is not installed (Debian: apt-get install prometheus)"
@@ -99,55 +97,13 @@ def test_promtool_accepts_the_alert_rules():
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Iterator[str]:
     """The trained model packaged into a private BentoML home and served on 127.0.0.1."""
-    root = tmp_path_factory.mktemp("served")
-    env = {k: v for k, v in os.environ.items() if k not in {"PROMETHEUS_MULTIPROC_DIR"}}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        BENTOML_HOME=str(root / "bentoml"),
-        BENTOML_DO_NOT_TRACK="True",
-        MLGITOPS_API_KEYS=API_KEY,
-        MLGITOPS_PREDICTION_LOG_DIR=str(root / "predictions"),
-    )
-    env.pop("MLGITOPS_MODEL_TAG", None)
-    env.pop("MLGITOPS_MODEL_KEY", None)
-    packaged = subprocess.run(
-        ["mlgitops", "package", "--repo", str(trained_project)],
-        cwd=trained_project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert packaged.returncode == 0, f"mlgitops package failed: {packaged.stderr[-500:]}"
-    port = free_port()
-    log = root / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                "mlgitops",
-                "serve",
-                "--port",
-                str(port),
-                "--params",
-                str(PROJECT_ROOT / "params.yaml"),
-            ],
-            cwd=root,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    home = packaged_home(tmp_path_factory.mktemp("served"), trained_project, keys=(API_KEY,))
+    server = start_server(home)
     try:
-        wait_for(
-            lambda: process.poll() is None and httpx.get(f"{url}/readyz", timeout=2).is_success,
-            timeout=120,
-            what="bentoml serve",
-            log=log,
-        )
-        yield url
+        wait_ready(server, timeout=120)
+        yield server.url
     finally:
-        stop(process)
+        server.stop()
 
 
 @pytest.mark.slow

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,37 +15,13 @@ import pytest
 import yaml
 from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
 
-from helpers import PROJECT_ROOT
-from mlgitops.deploy.local import free_port, stop_process_group
+from live_server import Home, build_bento, packaged_home, start_server, wait_ready
 from mlgitops.serving.package import data_md5, locked_md5
 
 pytestmark = pytest.mark.slow
 
 STARTUP_SECONDS = 90
 BENTOML_DEFAULT_KEEP_ALIVE_S = 5
-
-
-def command_env(bentoml_home: Path, predictions: Path) -> dict[str, str]:
-    """The environment of the commands: the test interpreter's tools, a private home."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in {"PROMETHEUS_MULTIPROC_DIR", "MLGITOPS_MODEL_TAG", "MLGITOPS_MODEL_KEY"}
-    }
-    env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        BENTOML_HOME=str(bentoml_home),
-        BENTOML_DO_NOT_TRACK="True",
-        MLGITOPS_API_KEYS=",".join(API_KEYS),
-        MLGITOPS_PREDICTION_LOG_DIR=str(predictions),
-    )
-    return env
-
-
-def checked(command: list[str], cwd: Path, env: dict[str, str]) -> str:
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 @dataclass(frozen=True)
@@ -57,56 +31,17 @@ class LiveServer:
     log: Path
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """Stop a server and the workers it started (its own process group)."""
-    stop_process_group(process.pid, grace=20)
-    process.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Iterator[LiveServer]:
     """`mlgitops package`, `bentoml build` and `mlgitops serve` of the bento, in a fresh home."""
-    root = tmp_path_factory.mktemp("live")
-    env = command_env(root / "bentoml", root / "predictions")
-    checked(["mlgitops", "package", "--repo", str(trained_project)], trained_project, env)
-    built = checked(
-        ["bentoml", "build", "-f", "bentofile.yaml", "src", "-o", "tag"], PROJECT_ROOT, env
-    )
-    tag = built.strip().splitlines()[-1].removeprefix("__tag__:")
-    port = free_port()
-    log = root / "serve.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [
-                "mlgitops",
-                "serve",
-                tag,
-                "--port",
-                str(port),
-                "--params",
-                str(PROJECT_ROOT / "params.yaml"),
-            ],
-            cwd=root,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
+    home = packaged_home(tmp_path_factory.mktemp("live"), trained_project, keys=API_KEYS)
+    tag = build_bento(home)
+    server = start_server(home, tag)
     try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            assert process.poll() is None, f"mlgitops serve exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"not ready in time:\n{log.read_text()[-3000:]}"
-            time.sleep(0.5)
-        yield LiveServer(url=url, bento_tag=tag, log=log)
+        wait_ready(server)
+        yield LiveServer(url=server.url, bento_tag=tag, log=server.log)
     finally:
-        stop(process)
+        server.stop()
 
 
 @pytest.fixture
@@ -201,23 +136,11 @@ def test_idle_connection_outlives_bentomls_default_keep_alive(live):
 def test_server_without_a_model_says_how_to_build_it(tmp_path):
     # Given an empty model store, when the service is served, then it stops with a message
     # naming the commands that build and package the model.
-    env = command_env(tmp_path / "empty-home", tmp_path / "predictions")
-    result = subprocess.run(
-        [
-            "bentoml",
-            "serve",
-            "mlgitops.serving.service:MlgitopsService",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(free_port()),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_SECONDS,
-        check=False,
-    )
-    assert result.returncode != 0, "the server started without a model"
-    assert "make repro && mlgitops package" in result.stderr, result.stderr[-2000:]
+    server = start_server(Home(root=tmp_path))
+    try:
+        exit_code = server.process.wait(timeout=STARTUP_SECONDS)
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert exit_code != 0, "the server started without a model"
+    assert "make repro && mlgitops package" in log, log[-2000:]

@@ -1,6 +1,9 @@
-"""Real servers for the reliability tier (`mlgitops serve`, as users run it), on free ports.
+"""Real servers for the tests (`mlgitops serve`, as users run it), on free 127.0.0.1 ports.
 
-A module rather than conftest code, so test files import it by a name no other tier uses.
+A private BentoML home with the packaged model (`Home`, `packaged_home`), a bento built from
+it (`build_bento`), and servers started (`start_server`), awaited (`wait_ready`) and stopped
+with their whole process tree (`Server.stop`). The service, monitor and reliability tiers
+share it; a module rather than conftest code, so test files import it by name.
 """
 
 from __future__ import annotations
@@ -149,12 +152,19 @@ def wait_ready(
         time.sleep(0.5)
 
 
-def packaged_home(root: Path, project: Path, extra_env: dict[str, str] | None = None) -> Home:
+def packaged_home(
+    root: Path,
+    project: Path,
+    extra_env: dict[str, str] | None = None,
+    *,
+    keys: tuple[str, ...] = API_KEYS,
+) -> Home:
     """A new BentoML home under `root` with the project's model packaged into it.
 
-    `extra_env` (e.g. a model key) is given to every command of the home, packaging included.
+    `extra_env` (e.g. a model key) is given to every command of the home, packaging included;
+    its servers accept `keys`.
     """
-    home = Home(root=root, extra_env=dict(extra_env or {}))
+    home = Home(root=root, keys=keys, extra_env=dict(extra_env or {}))
     root.mkdir(parents=True, exist_ok=True)
     result = package_into(home, project)
     assert result.returncode == 0, f"mlgitops package: {result.stdout}\n{result.stderr}"
