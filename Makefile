@@ -50,8 +50,8 @@ test-fast: $(STAMP) node_modules/.installed ## Run the tests not marked slow
 	pytest -m "not slow"
 
 lint: $(STAMP) ## Check style and formatting
-	ruff check src tests benchmarks
-	ruff format --check src tests benchmarks
+	ruff check --no-cache src tests benchmarks
+	ruff format --no-cache --check src tests benchmarks
 
 format: $(STAMP) ## Fix formatting and safe lint findings
 	ruff format src tests benchmarks

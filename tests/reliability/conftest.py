@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from helpers import PROJECT_ROOT, copy_project, run
 from live_server import (
     REQUIRED_ARTIFACTS,
     Home,
@@ -19,8 +21,6 @@ from live_server import (
     start_server,
     wait_ready,
 )
-
-from helpers import PROJECT_ROOT, copy_project, run
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+
 from live_server import (
     Home,
     Server,
@@ -21,7 +22,6 @@ from live_server import (
     start_server,
     wait_ready,
 )
-
 from mlgitops.serving.package import (
     ENCRYPTED_MODEL_FILE,
     ENCRYPTION_METADATA,

@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-from live_server import start_server, wait_ready
 
+from live_server import start_server, wait_ready
 from mlgitops.serving.package import MODEL_FILE, ModelIntegrityError, file_md5, verify_model_file
 
 # How long a tampered server is watched; the check runs when the worker starts (seconds).

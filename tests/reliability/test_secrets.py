@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from live_server import build_bento, free_port
 
+from live_server import build_bento, free_port
 from mlgitops.deploy.local import LocalTarget
 
 pytestmark = pytest.mark.slow

@@ -15,9 +15,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from live_server import start_server, wait_ready
 
 from helpers import PROJECT_ROOT
+from live_server import start_server, wait_ready
 
 LOOPBACK = "127.0.0.1"
 TLS_OPTIONS = ["--ssl-certfile", "--ssl-keyfile"]
