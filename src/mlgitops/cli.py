@@ -150,6 +150,33 @@ def _comment_target(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fetch_deployments(args: argparse.Namespace) -> int:
+    from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
+
+    repository = args.repository or os.environ.get("GITHUB_REPOSITORY", "")
+    try:
+        with api_client(
+            os.environ.get("GITHUB_TOKEN", ""),
+            os.environ.get("GITHUB_API_URL", "https://api.github.com"),
+        ) as client:
+            run = fetch_deployment_record(
+                client, repository, args.output, workflow=args.workflow, branch=args.branch
+            )
+    except GitHubError as error:
+        logger.error(
+            "cannot fetch the deployment record of %s: %s (the job needs `actions: read`); the "
+            "report goes on without what is deployed",
+            repository,
+            error,
+        )
+        return 1
+    if run is None:
+        print(f"no deployment record: nothing deployed from {args.branch} yet")
+    else:
+        print(f"wrote {args.output} from {args.workflow} run {run}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlgitops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -206,6 +233,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument("--repository", help="owner/name (default: $GITHUB_REPOSITORY)")
     target.set_defaults(handler=_comment_target)
+
+    deployed = commands.add_parser(
+        "fetch-deployments",
+        help="download what deploy.yml last recorded (deployments.jsonl) from GitHub, so the "
+        "report compares the PR with the deployed model (token from GITHUB_TOKEN)",
+    )
+    deployed.add_argument("--output", type=Path, default=Path("deployments.jsonl"))
+    deployed.add_argument("--repository", help="owner/name (default: $GITHUB_REPOSITORY)")
+    deployed.add_argument("--workflow", default="deploy.yml", help="the deploy workflow's file")
+    deployed.add_argument("--branch", default="main", help="the branch deploys run from")
+    deployed.set_defaults(handler=_fetch_deployments)
     register_serving_commands(commands)
     add_deploy_command(commands)
     register_deploy_commands(commands)

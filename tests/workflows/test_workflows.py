@@ -307,6 +307,26 @@ def test_pr_grants_oidc_only_where_aws_credentials_are_configured():
         assert oidc == uses_aws, f"pr.yml:{job_id}: id-token write={oidc}, assumes role={uses_aws}"
 
 
+def test_pr_fetches_what_is_deployed_before_the_report_without_depending_on_it():
+    # Given pr.yml, then the deploy record is fetched (with a token that reads, never writes)
+    # before the report is built, and a failure to fetch it does not fail the job: the report
+    # then compares with the base branch only and says why.
+    workflow = load(WORKFLOWS / "pr.yml")
+    for job_id, job in workflow["jobs"].items():
+        writes = {k for k, v in job.get("permissions", {}).items() if v == "write"}
+        assert writes <= {"id-token"}, f"pr.yml:{job_id} may write {writes}"
+        runs = [step.get("run", "") for step in job.get("steps", [])]
+        fetch = next(
+            i for i, run in enumerate(runs) if run.startswith("mlgitops fetch-deployments")
+        )
+        report = next(i for i, run in enumerate(runs) if run.startswith("mlgitops report"))
+        assert fetch < report, "the record is fetched after the report was built"
+        step = job["steps"][fetch]
+        assert step.get("continue-on-error") is True, "a failed fetch would fail the PR job"
+        assert job["permissions"].get("actions") == "read", "listing deploy runs needs it"
+        assert "--output deployments.jsonl" in step["run"], "the report reads deployments.jsonl"
+
+
 def test_remote_steps_are_skipped_for_forks_and_unconfigured_remotes():
     # Given pr.yml, when the PR comes from a fork or no role is configured, then neither the
     # AWS credentials step nor `dvc push` runs: both carry the same condition.

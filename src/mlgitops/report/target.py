@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import requests
+from mlgitops.report.github import GitHubError, api_client, get_json
 
 
 class TargetError(ValueError):
@@ -40,17 +40,12 @@ def verify_pull_request(
     """
     if not repository or "/" not in repository:
         raise TargetError(f"expected the repository as owner/name, got {repository!r}")
-    url = f"{api_url.rstrip('/')}/repos/{repository}/pulls/{number}"
-    headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
     try:
-        response = requests.get(url, headers=headers, timeout=timeout)
-    except requests.RequestException as error:
-        raise TargetError(f"cannot reach the GitHub API to check PR #{number}: {error}") from None
-    if response.status_code != 200:
-        raise TargetError(f"PR #{number} of {repository}: GitHub answered {response.status_code}")
-    actual = (response.json().get("head") or {}).get("sha")
+        with api_client(token, api_url, timeout) as client:
+            pull = get_json(client, f"/repos/{repository}/pulls/{number}")
+    except GitHubError as error:
+        raise TargetError(f"cannot check PR #{number}: {error}") from None
+    actual = (pull.get("head") or {}).get("sha")
     if actual != head_sha:
         raise TargetError(
             f"PR #{number} points at {actual}, not at the run's head commit {head_sha}: "

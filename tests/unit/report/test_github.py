@@ -1,0 +1,164 @@
+"""Fetching deploy.yml's record from the GitHub API, against a stand-in on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from mlgitops.cli import main as cli
+from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
+
+REPO = "octo/demo"
+RECORD = '{"event": "release", "commit": "abc123", "serving": true}\n'
+
+
+def zipped(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+@dataclass
+class StandIn:
+    """What the stand-in API serves, and what it was asked."""
+
+    url: str = ""
+    runs: list[dict] = field(default_factory=list)
+    artifacts: dict[int, list[dict]] = field(default_factory=dict)
+    archive: bytes = b""
+    runs_status: int = 200
+    requests: list[tuple[str, str | None]] = field(default_factory=list)
+
+
+@pytest.fixture
+def github() -> Iterator[StandIn]:
+    """A stand-in for the GitHub REST API: workflow runs, their artifacts, an archive behind
+    a redirect (as GitHub sends archives from storage elsewhere)."""
+    state = StandIn()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            url = urlparse(self.path)
+            state.requests.append((self.path, self.headers.get("Authorization")))
+            runs_path = f"/repos/{REPO}/actions/workflows/deploy.yml/runs"
+            if url.path == runs_path:
+                self.reply(state.runs_status, {"workflow_runs": state.runs})
+            elif url.path.startswith(f"/repos/{REPO}/actions/runs/"):
+                run = int(url.path.split("/")[6])
+                self.reply(200, {"artifacts": state.artifacts.get(run, [])})
+            elif url.path == "/download/record":
+                self.send_response(302)
+                self.send_header("Location", f"{state.url}/storage/record.zip")
+                self.end_headers()
+            elif url.path == "/storage/record.zip":
+                self.send_response(200)
+                self.send_header("Content-Type", "application/zip")
+                self.end_headers()
+                self.wfile.write(state.archive)
+            else:
+                self.reply(404, {"message": "Not Found"})
+
+        def reply(self, status, payload):
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(payload).encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def artifact(*, expired: bool = False) -> dict:
+    return {
+        "name": "deployment-record",
+        "expired": expired,
+        "archive_download_url": "/download/record",
+    }
+
+
+def test_newest_run_with_a_record_is_written(github, tmp_path):
+    # Given the newest finished deploy run whose record expired and an older one with its
+    # record, when fetched, then the older run's deployments.jsonl is written, following
+    # the download redirect, with the token on every API call.
+    github.runs = [{"id": 300, "conclusion": "failure"}, {"id": 200, "conclusion": "success"}]
+    github.artifacts = {300: [artifact(expired=True)], 200: [artifact()]}
+    github.archive = zipped("deployments.jsonl", RECORD)
+    output = tmp_path / "deployments.jsonl"
+    with api_client("t0ken", github.url) as client:
+        run = fetch_deployment_record(client, REPO, output)
+    assert run == 200, f"used run {run}"
+    assert output.read_text() == RECORD
+    api_calls = [(path, auth) for path, auth in github.requests if path.startswith("/repos/")]
+    assert {auth for _, auth in api_calls} == {"Bearer t0ken"}, github.requests
+    query = parse_qs(urlparse(api_calls[0][0]).query)
+    assert query["status"] == ["completed"], "unfinished runs have no record yet"
+    assert query["branch"] == ["main"], query
+
+
+def test_nothing_deployed_yet_writes_nothing(github, tmp_path):
+    # Given no finished deploy run, then nothing is written and None says so.
+    output = tmp_path / "deployments.jsonl"
+    with api_client("", github.url) as client:
+        assert fetch_deployment_record(client, REPO, output) is None
+    assert not output.exists(), "a record was written with no deploy run"
+
+
+@pytest.mark.parametrize(
+    ("archive", "message"),
+    [(b"not a zip", "not a zip"), (zipped("other.txt", "x"), "deployments.jsonl")],
+    ids=["not-zip", "no-record-inside"],
+)
+def test_a_broken_archive_is_refused(github, tmp_path, archive, message):
+    # Given a record artifact that is not a zip holding deployments.jsonl, then it is refused
+    # naming the run, and nothing is written.
+    github.runs = [{"id": 7}]
+    github.artifacts = {7: [artifact()]}
+    github.archive = archive
+    output = tmp_path / "deployments.jsonl"
+    with api_client("", github.url) as client, pytest.raises(GitHubError, match=message):
+        fetch_deployment_record(client, REPO, output)
+    assert not output.exists()
+
+
+def test_command_writes_the_record_and_says_which_run(github, tmp_path, monkeypatch, capsys):
+    # Given the environment Actions sets, when `mlgitops fetch-deployments` runs, then it
+    # writes the record and names the run.
+    github.runs = [{"id": 41, "conclusion": "success", "head_sha": "abc123"}]
+    github.artifacts = {41: [artifact()]}
+    github.archive = zipped("deployments.jsonl", RECORD)
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    output = tmp_path / "deployments.jsonl"
+    assert cli(["fetch-deployments", "--output", str(output)]) == 0
+    assert output.read_text() == RECORD
+    assert "run 41" in capsys.readouterr().out
+
+
+def test_command_says_what_permission_is_missing(github, tmp_path, monkeypatch, caplog):
+    # Given an API that refuses (a token without `actions: read`), then the command exits 1
+    # naming GitHub's answer and the permission, and writes nothing.
+    github.runs_status = 403
+    monkeypatch.setenv("GITHUB_API_URL", github.url)
+    monkeypatch.setenv("GITHUB_REPOSITORY", REPO)
+    output = tmp_path / "deployments.jsonl"
+    assert cli(["fetch-deployments", "--output", str(output)]) == 1
+    assert "403" in caplog.text, caplog.text
+    assert "actions: read" in caplog.text, caplog.text
+    assert not output.exists()
