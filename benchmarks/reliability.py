@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,7 +37,7 @@ import psutil
 import yaml
 
 from mlgitops.config import load_params
-from mlgitops.deploy.local import stop_process_group, wait_ready
+from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
 from mlgitops.serving.commands import serve_command
 
@@ -51,12 +50,6 @@ KILL_CONCURRENCY = 16
 READY_SECONDS = 120.0
 # The servers run as `mlgitops serve` and the local target run them: params' keep-alive.
 KEEP_ALIVE_S = load_params(ROOT / "params.yaml").serve.keep_alive_s
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def environment(home: Path, predictions: Path) -> dict[str, str]:

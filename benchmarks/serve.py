@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlgitops.deploy.local import stop_process_group, wait_ready
+from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
 from mlgitops.serving.commands import SERVICE_TARGET, serve_command
 
@@ -85,12 +84,6 @@ def fastapi_app() -> Any:
 
 
 # --- servers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

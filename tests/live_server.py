@@ -9,7 +9,6 @@ share it; a module rather than conftest code, so test files import it by name.
 from __future__ import annotations
 
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import httpx
 
 from helpers import PROJECT_ROOT
-from mlgitops.deploy.local import stop_process_group
+from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.commands import SERVICE_TARGET
 
 STARTUP_SECONDS = 90
@@ -32,12 +31,6 @@ REQUIRED_ARTIFACTS = (
     "artifacts/test.csv",
     "reports/metrics.json",
 )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

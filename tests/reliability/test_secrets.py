@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from live_server import build_bento, free_port
-from mlgitops.deploy.local import LocalTarget
+from live_server import build_bento
+from mlgitops.deploy.local import LocalTarget, free_port
 
 pytestmark = pytest.mark.slow
 
