@@ -59,17 +59,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ParamsError as error:
         logger.error("cannot serve: %s", error)
         return 1
-    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
-        logger.error("cannot serve: HTTPS needs both --ssl-certfile and --ssl-keyfile")
+    try:
+        command = serve_command(
+            args.target,
+            host=args.host,
+            port=args.port,
+            keep_alive_s=serve.keep_alive_s,
+            ssl_certfile=args.ssl_certfile,
+            ssl_keyfile=args.ssl_keyfile,
+        )
+    except ValueError as error:
+        logger.error("cannot serve: %s: pass --ssl-certfile and --ssl-keyfile together", error)
         return 2
-    command = serve_command(
-        args.target,
-        host=args.host,
-        port=args.port,
-        keep_alive_s=serve.keep_alive_s,
-        ssl_certfile=args.ssl_certfile,
-        ssl_keyfile=args.ssl_keyfile,
-    )
     logger.info("%s", " ".join(command))
     # Replace this process, so signals (Ctrl-C, a supervisor's SIGTERM) reach BentoML itself.
     os.execv(command[0], command)
