@@ -126,18 +126,19 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _comment_target(args: argparse.Namespace) -> int:
+    from mlgitops.report.github import client_from_environ, repository_from_environ
     from mlgitops.report.target import TargetError, pr_number_from_report, verify_pull_request
 
     try:
         number = pr_number_from_report(args.report)
         if args.head_sha:
-            verify_pull_request(
-                number,
-                head_sha=args.head_sha,
-                repository=args.repository or os.environ.get("GITHUB_REPOSITORY", ""),
-                token=os.environ.get("GITHUB_TOKEN", ""),
-                api_url=os.environ.get("GITHUB_API_URL", "https://api.github.com"),
-            )
+            with client_from_environ() as client:
+                verify_pull_request(
+                    client,
+                    number,
+                    head_sha=args.head_sha,
+                    repository=repository_from_environ(args.repository),
+                )
     except TargetError as error:
         logger.error("refusing to comment: %s", error)
         return 1
@@ -151,14 +152,16 @@ def _comment_target(args: argparse.Namespace) -> int:
 
 
 def _fetch_deployments(args: argparse.Namespace) -> int:
-    from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
+    from mlgitops.report.github import (
+        GitHubError,
+        client_from_environ,
+        fetch_deployment_record,
+        repository_from_environ,
+    )
 
-    repository = args.repository or os.environ.get("GITHUB_REPOSITORY", "")
+    repository = repository_from_environ(args.repository)
     try:
-        with api_client(
-            os.environ.get("GITHUB_TOKEN", ""),
-            os.environ.get("GITHUB_API_URL", "https://api.github.com"),
-        ) as client:
+        with client_from_environ() as client:
             run = fetch_deployment_record(
                 client, repository, args.output, workflow=args.workflow, branch=args.branch
             )

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,20 @@ def api_client(token: str, api_url: str, timeout: float = 10) -> httpx.Client:
     return httpx.Client(
         base_url=api_url.rstrip("/"), headers=headers, timeout=timeout, follow_redirects=True
     )
+
+
+def client_from_environ(environ: Mapping[str, str] | None = None) -> httpx.Client:
+    """The API client of an Actions job: token from GITHUB_TOKEN, address from GITHUB_API_URL."""
+    environ = os.environ if environ is None else environ
+    return api_client(
+        environ.get("GITHUB_TOKEN", ""), environ.get("GITHUB_API_URL", DEFAULT_API_URL)
+    )
+
+
+def repository_from_environ(given: str | None, environ: Mapping[str, str] | None = None) -> str:
+    """`given` (owner/name), else the job's own repository (GITHUB_REPOSITORY)."""
+    environ = os.environ if environ is None else environ
+    return given or environ.get("GITHUB_REPOSITORY", "")
 
 
 def get_json(client: httpx.Client, path: str, **params: Any) -> Any:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mlgitops.report.github import GitHubError, api_client, get_json
+import httpx
+
+from mlgitops.report.github import GitHubError, get_json
 
 
 class TargetError(ValueError):
@@ -28,7 +30,7 @@ def pr_number_from_report(path: Path) -> int:
 
 
 def verify_pull_request(
-    number: int, *, head_sha: str, repository: str, token: str, api_url: str, timeout: float = 10
+    client: httpx.Client, number: int, *, head_sha: str, repository: str
 ) -> None:
     """Check with the GitHub API that PR `number` of `repository` points at `head_sha`.
 
@@ -41,8 +43,7 @@ def verify_pull_request(
     if not repository or "/" not in repository:
         raise TargetError(f"expected the repository as owner/name, got {repository!r}")
     try:
-        with api_client(token, api_url, timeout) as client:
-            pull = get_json(client, f"/repos/{repository}/pulls/{number}")
+        pull = get_json(client, f"/repos/{repository}/pulls/{number}")
     except GitHubError as error:
         raise TargetError(f"cannot check PR #{number}: {error}") from None
     actual = (pull.get("head") or {}).get("sha")
