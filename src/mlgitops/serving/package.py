@@ -93,20 +93,9 @@ class ModelIntegrityError(RuntimeError):
     """The packaged model file is not the one that was packaged: its md5 differs."""
 
 
-def verify_model_file(path: Path, expected_md5: str) -> str:
-    """Check the packaged model file against the md5 recorded when it was packaged.
-
-    Returns:
-        The md5, equal to `expected_md5`.
-
-    Raises:
-        ModelIntegrityError: naming the file, both hashes and how to repackage.
-    """
-    return _expect_md5(file_md5(path), expected_md5, source=str(path))
-
-
 def verify_model_bytes(data: bytes, expected_md5: str, *, source: str) -> str:
-    """`verify_model_file` for a model in memory (the plaintext of an encrypted one).
+    """Check a packaged model's bytes (plaintext, decrypted if need be) against the md5
+    recorded when it was packaged.
 
     Args:
         source: What the bytes were read from, for the error message.
@@ -117,10 +106,7 @@ def verify_model_bytes(data: bytes, expected_md5: str, *, source: str) -> str:
     Raises:
         ModelIntegrityError: naming the source, both hashes and how to repackage.
     """
-    return _expect_md5(bytes_md5(data), expected_md5, source=source)
-
-
-def _expect_md5(md5: str, expected_md5: str, *, source: str) -> str:
+    md5 = bytes_md5(data)
     if md5 != expected_md5:
         raise ModelIntegrityError(
             f"{source} has md5 {md5}, but was packaged as {expected_md5}; "
