@@ -25,10 +25,14 @@ def test_rows(trained_project, params):
     )
 
 
+def rows(frame):
+    """The rows of a feature table as request bodies hold them (missing values as null)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
 def records(service_module, frame):
-    """Request records built from rows of a feature table (missing values as null)."""
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return [service_module.Record.model_validate(row) for row in rows]
+    """Request records built from rows of a feature table."""
+    return [service_module.Record.model_validate(row) for row in rows(frame)]
 
 
 def test_predictions_match_the_pipeline(service, service_module, test_rows):
@@ -73,10 +77,9 @@ def test_records_frame_equals_the_frame_parsed_from_rows(service_module, test_ro
     # dtypes and missing values.
     from mlgitops.serving.schema import records_frame, typed_frame
 
-    rows = test_rows.astype(object).where(test_rows.notna(), None).to_dict("records")
-    validated = [service_module.Record.model_validate(row) for row in rows]
     pd.testing.assert_frame_equal(
-        records_frame(validated, params.contract), typed_frame(rows, params.contract)
+        records_frame(records(service_module, test_rows), params.contract),
+        typed_frame(rows(test_rows), params.contract),
     )
     assert test_rows.isna().any().any(), "the rows have no missing value to compare"
 
