@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from helpers import call_asgi
-from mlgitops.serving.guards import ConformingResponses, Metadata, documented_openapi
+from mlgitops.serving.guards import ConformingResponses, documented_openapi
+from mlgitops.serving.schema import Metadata
 
 ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
 

@@ -14,7 +14,7 @@ import schemathesis
 import yaml
 from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
 
-from mlgitops.serving.guards import Metadata
+from mlgitops.serving.schema import Metadata
 
 
 def metric_lines(text: str, name: str) -> list[str]:

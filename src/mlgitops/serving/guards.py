@@ -16,8 +16,9 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.routing import BaseRoute, Match
+
+from mlgitops.serving.schema import Metadata
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +42,6 @@ GUARD_RESPONSES = {
     "413": "Request body larger than serve.max_body_bytes",
     "415": "Request body not sent as application/json",
 }
-
-
-class Metadata(BaseModel):
-    """What `GET /metadata` answers: the code, model, data and params that are deployed."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    service: str = Field(description="The BentoML service name.")
-    git_commit: str | None = Field(description="The commit the model was packaged from.")
-    git_dirty: bool = Field(description="Whether that workspace had uncommitted changes.")
-    model_md5: str | None = Field(description="The model file's md5, as in dvc.lock.")
-    data_md5: str | None = Field(description="The raw data's md5, as in data.dvc.")
-    params_sha256: str | None = Field(description="SHA-256 of the packaged params.")
-    model_tag: str = Field(description="The model's tag in the BentoML model store.")
-    model_version: str = Field(description="The version part of that tag.")
-    bento_tag: str | None = Field(description="The bento served; null when served from source.")
-    build_time: str | None = Field(description="When the bento was built (else packaged).")
-    packaged_at: str | None = Field(description="When `mlgitops package` stored the model.")
-    metrics: dict[str, float] = Field(description="The headline metrics, by name.")
-    params: dict[str, Any] = Field(description="The params.yaml the model was trained with.")
 
 
 def error_payload(message: str, *, loc: Sequence[str], kind: str) -> dict[str, Any]:

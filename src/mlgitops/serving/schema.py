@@ -261,6 +261,26 @@ class Prediction(BaseModel):
     )
 
 
+class Metadata(BaseModel):
+    """What `GET /metadata` answers: the code, model, data and params that are deployed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str = Field(description="The BentoML service name.")
+    git_commit: str | None = Field(description="The commit the model was packaged from.")
+    git_dirty: bool = Field(description="Whether that workspace had uncommitted changes.")
+    model_md5: str | None = Field(description="The model file's md5, as in dvc.lock.")
+    data_md5: str | None = Field(description="The raw data's md5, as in data.dvc.")
+    params_sha256: str | None = Field(description="SHA-256 of the packaged params.")
+    model_tag: str = Field(description="The model's tag in the BentoML model store.")
+    model_version: str = Field(description="The version part of that tag.")
+    bento_tag: str | None = Field(description="The bento served; null when served from source.")
+    build_time: str | None = Field(description="When the bento was built (else packaged).")
+    packaged_at: str | None = Field(description="When `mlgitops package` stored the model.")
+    metrics: dict[str, float] = Field(description="The headline metrics, by name.")
+    params: dict[str, Any] = Field(description="The params.yaml the model was trained with.")
+
+
 class Contribution(BaseModel):
     """How much one original feature moved the output, in SHAP units."""
 

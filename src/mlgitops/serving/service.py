@@ -41,6 +41,7 @@ from mlgitops.serving.prediction_log import PredictionLogMonitor
 from mlgitops.serving.schema import (
     Contribution,
     Explanation,
+    Metadata,
     Prediction,
     record_model,
     records_frame,
@@ -98,24 +99,24 @@ class PackagedModel:
     def classes(self) -> list[str]:
         return list(self.metadata.get("classes") or [])
 
-    def describe(self, bento: Any = None) -> dict[str, Any]:
+    def describe(self, bento: Any = None) -> Metadata:
         """What is deployed: code, model, data and params hashes, metrics and build times."""
         built_at = bento.info.creation_time.isoformat(timespec="seconds") if bento else None
-        return {
-            "service": SERVICE_NAME,
-            "git_commit": self.labels.get("git_commit"),
-            "git_dirty": self.labels.get("git_dirty") == "true",
-            "model_md5": self.labels.get("model_md5"),
-            "data_md5": self.labels.get("data_md5"),
-            "params_sha256": self.labels.get("params_sha256"),
-            "model_tag": self.tag,
-            "model_version": self.version,
-            "bento_tag": str(bento.tag) if bento else None,
-            "build_time": built_at or self.metadata.get("packaged_at"),
-            "packaged_at": self.metadata.get("packaged_at"),
-            "metrics": self.metadata.get("metrics", {}),
-            "params": yaml.safe_load(self.metadata.get("params_yaml") or "{}"),
-        }
+        return Metadata(
+            service=SERVICE_NAME,
+            git_commit=self.labels.get("git_commit"),
+            git_dirty=self.labels.get("git_dirty") == "true",
+            model_md5=self.labels.get("model_md5"),
+            data_md5=self.labels.get("data_md5"),
+            params_sha256=self.labels.get("params_sha256"),
+            model_tag=self.tag,
+            model_version=self.version,
+            bento_tag=str(bento.tag) if bento else None,
+            build_time=built_at or self.metadata.get("packaged_at"),
+            packaged_at=self.metadata.get("packaged_at"),
+            metrics=self.metadata.get("metrics", {}),
+            params=yaml.safe_load(self.metadata.get("params_yaml") or "{}"),
+        )
 
 
 def find_packaged_model(tag: str) -> PackagedModel:
@@ -231,7 +232,7 @@ class GuardedService(bentoml.Service):
 
 
 async def _metadata(request: Request) -> JSONResponse:
-    return JSONResponse(PACKAGED.describe(MlgitopsService.bento))
+    return JSONResponse(PACKAGED.describe(MlgitopsService.bento).model_dump(mode="json"))
 
 
 metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
