@@ -314,10 +314,13 @@ class ConformingResponses:
                 return
             status = start["status"]
             content = self._rewrite(bytes(body), docs=docs, status=status)
+            replaced = (
+                {b"content-length", b"content-type"} if status >= 400 else {b"content-length"}
+            )
             headers = [
                 (key, value)
                 for key, value in start.get("headers") or ()
-                if key.lower() not in {b"content-length", b"content-type"} or status < 400
+                if key.lower() not in replaced
             ]
             if status >= 400:
                 headers.append((b"content-type", JSON_MEDIA_TYPE.encode()))

@@ -455,8 +455,7 @@ class MlgitopsService:
                 "/predict returned (records past monitor.retention_days or erased on request "
                 "are gone)"
             )
-            # A response rather than BentoML's NotFound, which would lose the documented
-            # `detail` and log a traceback for a client's mistake.
+            # A response rather than BentoML's NotFound, whose body cannot name the field.
             return JSONResponse(  # type: ignore[return-value]
                 error_payload(message, loc=["body", "prediction_id"], kind="not_found"),
                 status_code=404,
