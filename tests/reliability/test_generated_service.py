@@ -12,7 +12,6 @@ from pathlib import Path
 import httpx
 import pytest
 from generated_project import write_project
-from prometheus_client.parser import text_string_to_metric_families
 
 from live_server import Home, Server, packaged_home, start_server, wait_ready
 from mlgitops.config import load_params
@@ -91,6 +90,10 @@ def test_labels_are_typed_as_the_target_and_binary_explain_answers_every_class(g
 
 def _server_errors(text: str, endpoint: str) -> float:
     """How many requests to `endpoint` BentoML counted with a 5xx status."""
+    # Imported here: prometheus_client fixes its multiprocess mode when first imported, and
+    # the service tier sets that mode up after this module is collected.
+    from prometheus_client.parser import text_string_to_metric_families
+
     return sum(
         sample.value
         for family in text_string_to_metric_families(text)
