@@ -9,6 +9,7 @@ share it; a module rather than conftest code, so test files import it by name.
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from helpers import PROJECT_ROOT
 from mlgitops.deploy.local import free_port, stop_process_group
@@ -128,6 +130,40 @@ def start_server(
             start_new_session=True,
         )
     return Server(process=process, url=f"{scheme}://127.0.0.1:{port}", log=log)
+
+
+WORKER_MODULE = "_bentoml_impl.worker.service"
+
+
+def workers_of(pid: int) -> list[psutil.Process]:
+    """The BentoML worker processes of the server `pid` (each in a session of its own)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if WORKER_MODULE in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # a killed worker not reaped yet
+    return found
+
+
+def kill_workers_and_wait(pid: int, url: str, timeout: float = STARTUP_SECONDS) -> None:
+    """`kill -9` every worker of the server `pid`, then wait until BentoML has started new
+    ones and `url`/readyz answers 200 again."""
+    killed = {worker.pid for worker in workers_of(pid)}
+    assert killed, "no BentoML worker found to kill"
+    for worker in killed:
+        os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(worker.pid not in killed for worker in workers_of(pid)):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+        time.sleep(0.5)
+    raise AssertionError(f"no worker of {pid} came back within {timeout:.0f} s of kill -9")
 
 
 def wait_ready(

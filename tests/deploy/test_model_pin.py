@@ -3,14 +3,10 @@ holds, across worker restarts; `mlgitops serve` from source serves the model dvc
 
 from __future__ import annotations
 
-import os
-import signal
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import yaml
 
@@ -20,17 +16,22 @@ from live_server import (
     Home,
     Server,
     build_bento,
+    kill_workers_and_wait,
     package_into,
     packaged_home,
     start_server,
     wait_ready,
 )
-from mlgitops.serving.package import MODEL_TAG_ENV, locked_md5, workspace_model_tag
+from mlgitops.serving.package import (
+    EXPECTED_MODEL_MD5_ENV,
+    MODEL_TAG_ENV,
+    locked_md5,
+    workspace_model_tag,
+)
 
 pytestmark = pytest.mark.slow
 
 AUTH = {"Authorization": f"Bearer {API_KEYS[0]}"}
-WORKER_MODULE = "_bentoml_impl.worker.service"
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +53,6 @@ def model_md5(project: Path) -> str:
     return locked_md5(lock, "artifacts/model.joblib")
 
 
-def workers(server: Server) -> list[psutil.Process]:
-    """The server's BentoML worker processes (each in a session of its own)."""
-    found = []
-    for child in psutil.Process(server.process.pid).children(recursive=True):
-        try:
-            if WORKER_MODULE in " ".join(child.cmdline()):
-                found.append(child)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            continue  # a killed worker not reaped yet
-    return found
-
-
 def served(url: str, example: dict) -> tuple[str, list[str]]:
     """The model md5 /metadata reports and the model version of each prediction."""
     with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
@@ -72,20 +61,6 @@ def served(url: str, example: dict) -> tuple[str, list[str]]:
         predicted = client.post("/predict", json={"records": [example, example]})
         assert predicted.status_code == 200, predicted.text
     return metadata.json()["model_md5"], [p["model_version"] for p in predicted.json()]
-
-
-def wait_for_new_workers(server: Server, killed: set[int], timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        fresh = [p.pid for p in workers(server) if p.pid not in killed]
-        if fresh:
-            try:
-                if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-        time.sleep(0.5)
-    raise AssertionError(f"no worker came back after kill -9:\n{server.log.read_text()[-3000:]}")
 
 
 @pytest.fixture
@@ -121,11 +96,7 @@ def test_bento_serves_its_own_model_across_a_worker_restart(bento_a_after_b, tra
     example = example_of(server.log.parent, trained_project)
     md5_a = model_md5(trained_project)
     assert served(server.url, example) == (md5_a, [version_a] * 2), "bento A serves B at start"
-    killed = {p.pid for p in workers(server)}
-    assert killed, "no BentoML worker found to kill"
-    for pid in killed:
-        os.kill(pid, signal.SIGKILL)
-    wait_for_new_workers(server, killed)
+    kill_workers_and_wait(server.process.pid, server.url)
     assert served(server.url, example) == (md5_a, [version_a] * 2), "the restarted worker"
 
 
@@ -143,3 +114,19 @@ def test_serve_from_source_serves_the_model_dvc_lock_pins(tmp_path, trained_proj
         assert served(server.url, example) == (model_md5(trained_project), [version_a] * 2)
     finally:
         server.stop()
+
+
+def test_a_server_told_another_model_refuses_to_start(tmp_path, trained_project, other_project):
+    # Given model A packaged, when a server of A is told the release must serve B's md5 (what
+    # the deploy targets set), then it exits before it is ready, naming both models.
+    home = packaged_home(tmp_path / "home", trained_project)
+    home.extra_env[EXPECTED_MODEL_MD5_ENV] = model_md5(other_project)
+    server = start_server(home, project=trained_project)
+    try:
+        exit_code = server.process.wait(timeout=120)
+    finally:
+        server.stop()
+    log = server.log.read_text()
+    assert exit_code != 0, "the server started with another model than the release's"
+    assert model_md5(other_project) in log, log[-2000:]
+    assert model_md5(trained_project) in log, log[-2000:]

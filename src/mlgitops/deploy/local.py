@@ -284,7 +284,7 @@ class LocalTarget:
         port = free_port()
         log_name = f"server-{commit[:12]}-{port}.log"
         # The server itself refuses to start with another model than the release's.
-        expected = {EXPECTED_MODEL_MD5_ENV: check.model_md5} if check is not None else {}
+        expected = {EXPECTED_MODEL_MD5_ENV: check.model_md5} if check and check.model_md5 else {}
         pid, started = self._spawn(
             serve_command(bento_tag, host=HOST, port=port, keep_alive_s=self.keep_alive_s),
             log_name,

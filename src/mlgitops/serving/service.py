@@ -194,11 +194,11 @@ def _json_values(series: pd.Series) -> list[Any]:
 PACKAGED = find_packaged_model(served_model_tag())
 MODEL_MD5 = PACKAGED.labels["model_md5"]
 # A deploy target names the model it released; a server holding another never gets ready.
-if os.environ.get(EXPECTED_MODEL_MD5_ENV, MODEL_MD5).strip() != MODEL_MD5:
+EXPECTED_MD5 = os.environ.get(EXPECTED_MODEL_MD5_ENV, "").strip()
+if EXPECTED_MD5 and EXPECTED_MD5 != MODEL_MD5:
     raise ModelNotPackaged(
-        f"{PACKAGED.tag} holds model {MODEL_MD5}, but this release must serve "
-        f"{os.environ[EXPECTED_MODEL_MD5_ENV].strip()} ({EXPECTED_MODEL_MD5_ENV}): build the "
-        "release's bento from its own dvc.lock"
+        f"{PACKAGED.tag} holds model {MODEL_MD5}, but this release must serve {EXPECTED_MD5} "
+        f"({EXPECTED_MODEL_MD5_ENV}): build the release's bento from its own dvc.lock"
     )
 # Checked (an encrypted model decrypted in memory) at import, in the process `bentoml serve`
 # starts, so a tampered model or a wrong or missing key stops the server with a non-zero exit
