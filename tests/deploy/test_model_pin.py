@@ -24,6 +24,7 @@ from live_server import (
 )
 from mlgitops.serving.package import (
     EXPECTED_MODEL_MD5_ENV,
+    MODEL_ALIAS,
     MODEL_TAG_ENV,
     locked_md5,
     workspace_model_tag,
@@ -130,3 +131,17 @@ def test_a_server_told_another_model_refuses_to_start(tmp_path, trained_project,
     assert exit_code != 0, "the server started with another model than the release's"
     assert model_md5(other_project) in log, log[-2000:]
     assert model_md5(trained_project) in log, log[-2000:]
+
+
+def test_a_checkout_below_a_hidden_folder_builds_its_bento(tmp_path, trained_project):
+    # Given a checkout whose path has a folder starting with a dot (a clone under ~/.cache),
+    # when its bento is built, then the build succeeds (BentoML refuses such a context, so
+    # the build runs from a staged copy) and the bento pins the model.
+    checkout = copy_project(tmp_path / ".cache" / "project", remote=tmp_path / "remote")
+    home = packaged_home(tmp_path / "home", trained_project)
+    tag = build_bento(home, project=checkout)
+    name, _, version = tag.partition(":")
+    manifest = home.bentoml_home / "bentos" / name / version / "bento.yaml"
+    models = yaml.safe_load(manifest.read_text(encoding="utf-8"))["models"]
+    assert [m["tag"] for m in models] == [home.extra_env[MODEL_TAG_ENV]], models
+    assert [m["alias"] for m in models] == [MODEL_ALIAS], "the bento's model has no alias"
