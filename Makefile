@@ -88,7 +88,8 @@ lint-workflows: $(STAMP) node_modules/.installed ## Lint .github/workflows with 
 
 # The BentoML service (src/mlgitops/serving/). `package` stores the workspace's model, which
 # must match dvc.lock, in the BentoML model store ($BENTOML_HOME, default ~/bentoml), labelled
-# with its provenance; `bento` builds the deployable bento from src/ and that model.
+# with its provenance; `bento` builds the deployable bento from src/, pinned to that model (its
+# manifest names the exact model store entry, which every server and restarted worker loads).
 # `make serve` needs an API key for every call but the probes: it uses $MLGITOPS_API_KEYS, or
 # `local-dev-key` when that is unset (the server only listens on 127.0.0.1).
 SERVE_HOST ?= 127.0.0.1
@@ -99,8 +100,8 @@ export BENTOML_DO_NOT_TRACK := True
 package: repro ## Save the current model into the BentoML model store, with its provenance
 	mlgitops package
 
-bento: package ## Build the bento (service + model) from bentofile.yaml
-	bentoml build -f bentofile.yaml src
+bento: package ## Build the bento from bentofile.yaml, pinned to the model dvc.lock pins
+	mlgitops bento
 
 serve: package ## Serve the current model on 127.0.0.1:3000 (API key: $MLGITOPS_API_KEYS or local-dev-key)
 	MLGITOPS_API_KEYS="$${MLGITOPS_API_KEYS:-local-dev-key}" \

@@ -11,8 +11,12 @@ Run with `make bench-reliability`. Everything runs on 127.0.0.1 from a private B
 3. kill -9 of the server's process group only: BentoML's workers run in sessions of their
    own, so they outlive it (which is why `stop_process_group` now kills the whole tree);
 4. failed deploy: release A through the local target (proxy + server), keep load on the proxy,
-   release B whose server dies on start (its model tag does not exist), as `mlgitops deploy`
-   does; A must keep answering throughout and be the active release afterwards.
+   release B whose server dies on start (its bento holds another model than B's dvc.lock
+   pins), as `mlgitops deploy` does; A must keep answering throughout and be the active
+   release afterwards;
+5. worker restart: serve the bento, package another model (the project trained with another
+   seed) into the same store, `kill -9` the workers: BentoML restarts them, and they must
+   serve the bento's own model (the one its manifest pins), not the newest one.
 """
 
 from __future__ import annotations
@@ -306,14 +310,9 @@ def failed_deploy(tag: str, env: dict[str, str], work: Path, body: dict[str, Any
     state = work / "deploy"
     port = free_port()
     good = LocalTarget(state_dir=state, port=port, ready_timeout=READY_SECONDS, env=env)
-    # B's server exits on start: its model is not in the store (a bad release).
-    bad = LocalTarget(
-        state_dir=state,
-        port=port,
-        ready_timeout=READY_SECONDS,
-        env={**env, "MLGITOPS_MODEL_TAG": "mlgitops-pipeline:does-not-exist"},
-    )
-    a, b = Pinned("a" * 40, "", ""), Pinned("b" * 40, "", "")
+    # B's server exits on start: B's dvc.lock pins another model than its bento holds.
+    bad = LocalTarget(state_dir=state, port=port, ready_timeout=READY_SECONDS, env=env)
+    a, b = Pinned("a" * 40, "", ""), Pinned("b" * 40, "0" * 32, "")
     os.environ.update(MLGITOPS_API_KEYS=API_KEY)  # the smoke test's key
     outcome = "B was released (wrong)"
     seconds = 0.0
@@ -368,6 +367,81 @@ def failed_deploy(tag: str, env: dict[str, str], work: Path, body: dict[str, Any
     ]
 
 
+def served_model(url: str, body: dict[str, Any]) -> tuple[str, str]:
+    """The model md5 /metadata reports and the model version a prediction names."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    metadata = httpx.get(f"{url}/metadata", headers=headers, timeout=30).json()
+    predicted = httpx.post(f"{url}/predict", json=body, headers=headers, timeout=30).json()
+    return metadata["model_md5"], predicted[0]["model_version"]
+
+
+def other_model(env: dict[str, str], work: Path) -> str:
+    """Package the project trained with another seed into the same store; its md5."""
+    project = work / "other-project"
+    for name in filter(None, checked(["git", "ls-files", "-z"], env).split("\0")):
+        if (ROOT / name).is_file():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, project / name)
+    params = yaml.safe_load((project / "params.yaml").read_text(encoding="utf-8"))
+    params["seed"] = int(params["seed"]) + 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    checked(["git", "init", "-q"], env, project)
+    # An empty DVC remote of its own: the raw data comes from the registry package.
+    remote = ["dvc", "remote", "modify", "--local", "local", "url", str(work / "other-remote")]
+    checked(remote, env, project)
+    checked(["mlgitops", "data", "fetch"], env, project)
+    checked(["dvc", "repro"], env, project)
+    checked(["mlgitops", "package", "--repo", str(project)], env, project)
+    lock = yaml.safe_load((project / "dvc.lock").read_text(encoding="utf-8"))
+    return next(
+        out["md5"]
+        for stage in lock["stages"].values()
+        for out in stage.get("outs", [])
+        if out["path"] == "artifacts/model.joblib"
+    )
+
+
+def restart_after_other_package(
+    tag: str, env: dict[str, str], work: Path, body: dict[str, Any]
+) -> list[tuple]:
+    server = serve(tag, env, work / "restart.log")
+    try:
+        own = served_model(server.url, body)
+        other = other_model(env, work)
+        workers = server.tree_pids()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        after = None
+        while time.monotonic() - killed_at < READY_SECONDS:
+            with contextlib.suppress(httpx.HTTPError, KeyError, ValueError):
+                after = served_model(server.url, body)
+                break
+            time.sleep(0.5)
+        back = time.monotonic() - killed_at
+    finally:
+        server.stop()
+    if after is None:
+        verdict = "none (no worker came back)"
+    elif after == own:
+        verdict = f"the release's own ({own[0][:12]})"
+    elif after[0] == other:
+        verdict = f"the newest packaged ({other[:12]})"
+    else:
+        verdict = f"another ({after[0][:12]})"
+    return [
+        (
+            "worker restart",
+            "worker restart after another model was packaged: model served",
+            verdict,
+            "the release's own",
+            after == own,
+        ),
+        ("worker restart", "seconds from kill to serving again", f"{back:.1f}", "", None),
+    ]
+
+
 def markdown(rows: list[tuple]) -> str:
     lines = ["| scenario | figure | value | target | met |", "|---|---|---:|---|---|"]
     for scenario, figure, value, target, met in rows:
@@ -381,6 +455,7 @@ PHASES = {
     "kill": kill_mid_load,
     "orphan": orphan_after_arbiter_kill,
     "deploy": failed_deploy,
+    "restart": restart_after_other_package,
 }
 
 
@@ -393,8 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     env = environment(work / "bentoml", work / "predictions")
     try:
         checked(["mlgitops", "package", "--repo", str(ROOT)], env)
-        tag = checked(["bentoml", "build", "-f", "bentofile.yaml", "src", "-o", "tag"], env)
-        tag = tag.strip().splitlines()[-1].removeprefix("__tag__:")
+        built = checked(["mlgitops", "bento", "--repo", str(ROOT)], env)
+        tag = built.strip().splitlines()[-1].removeprefix("built ")
         model = next((work / "bentoml" / "models" / "mlgitops-pipeline").glob("*/model.yaml"))
         body = {"records": [yaml.safe_load(model.read_text())["metadata"]["example"]]}
         rows: list[tuple] = []

@@ -32,6 +32,7 @@ from pydantic import BaseModel
 from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
 from mlgitops.serving.commands import SERVICE_TARGET, serve_command
+from mlgitops.serving.package import MODEL_TAG_ENV, workspace_model_tag
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"
@@ -364,6 +365,8 @@ def main(argv: list[str] | None = None) -> int:
         "BENTOML_DO_NOT_TRACK": "True",
         "MLGITOPS_API_KEYS": API_KEY,
         "MLGITOPS_PREDICTION_LOG_DIR": str(workdir / "predictions"),
+        # Served from source: the model dvc.lock pins, as `mlgitops serve` picks it.
+        MODEL_TAG_ENV: workspace_model_tag(ROOT),
     }
     try:
         packaged = subprocess.run(
@@ -375,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENTOML_HOME"] = env["BENTOML_HOME"]
         import bentoml
 
-        stored = bentoml.models.get("mlgitops-pipeline:latest")
+        stored = bentoml.models.get(env[MODEL_TAG_ENV])
         example = dict(stored.info.metadata["example"])
         model_path = Path(stored.path) / MODEL_FILE
         bodies = {

@@ -9,6 +9,7 @@ share it; a module rather than conftest code, so test files import it by name.
 from __future__ import annotations
 
 import os
+import signal
 import ssl
 import subprocess
 import sys
@@ -18,10 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from helpers import PROJECT_ROOT
 from mlgitops.deploy.local import free_port, stop_process_group
 from mlgitops.serving.commands import SERVICE_TARGET
+from mlgitops.serving.package import MODEL_TAG_ENV, workspace_model_tag
 
 STARTUP_SECONDS = 90
 API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")
@@ -97,8 +100,11 @@ def start_server(
     *,
     log_name: str = "serve.log",
     extra_args: Sequence[str] = (),
+    project: Path = PROJECT_ROOT,
 ) -> Server:
     """Start `mlgitops serve target [extra_args]` on a free loopback port, without waiting.
+
+    `project` holds the params.yaml (and, from source, the dvc.lock) it serves with.
 
     With `--ssl-certfile` among `extra_args` the server speaks HTTPS, and its url says so.
     """
@@ -114,7 +120,7 @@ def start_server(
                 "--port",
                 str(port),
                 "--params",
-                str(PROJECT_ROOT / "params.yaml"),
+                str(project / "params.yaml"),
                 *extra_args,
             ],
             cwd=home.root,
@@ -124,6 +130,40 @@ def start_server(
             start_new_session=True,
         )
     return Server(process=process, url=f"{scheme}://127.0.0.1:{port}", log=log)
+
+
+WORKER_MODULE = "_bentoml_impl.worker.service"
+
+
+def workers_of(pid: int) -> list[psutil.Process]:
+    """The BentoML worker processes of the server `pid` (each in a session of its own)."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if WORKER_MODULE in " ".join(child.cmdline()):
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue  # a killed worker not reaped yet
+    return found
+
+
+def kill_workers_and_wait(pid: int, url: str, timeout: float = STARTUP_SECONDS) -> None:
+    """`kill -9` every worker of the server `pid`, then wait until BentoML has started new
+    ones and `url`/readyz answers 200 again."""
+    killed = {worker.pid for worker in workers_of(pid)}
+    assert killed, "no BentoML worker found to kill"
+    for worker in killed:
+        os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(worker.pid not in killed for worker in workers_of(pid)):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+        time.sleep(0.5)
+    raise AssertionError(f"no worker of {pid} came back within {timeout:.0f} s of kill -9")
 
 
 def wait_ready(
@@ -155,12 +195,15 @@ def packaged_home(
     """A new BentoML home under `root` with the project's model packaged into it.
 
     `extra_env` (e.g. a model key) is given to every command of the home, packaging included;
-    its servers accept `keys`.
+    its servers accept `keys` and serve that model (`MLGITOPS_MODEL_TAG` in `extra_env`).
     """
     home = Home(root=root, keys=keys, extra_env=dict(extra_env or {}))
     root.mkdir(parents=True, exist_ok=True)
     result = package_into(home, project)
     assert result.returncode == 0, f"mlgitops package: {result.stdout}\n{result.stderr}"
+    # Its servers from source serve this model (what `mlgitops serve` picks from the project's
+    # dvc.lock); a bento built from it pins it.
+    home.extra_env[MODEL_TAG_ENV] = workspace_model_tag(project)
     return home
 
 
@@ -176,15 +219,9 @@ def package_into(home: Home, project: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def build_bento(home: Home) -> str:
-    """`bentoml build` of the service into `home`; the bento's tag."""
-    result = subprocess.run(
-        ["bentoml", "build", "-f", "bentofile.yaml", "src", "-o", "tag"],
-        cwd=PROJECT_ROOT,
-        env=home.env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, f"bentoml build: {result.stdout}\n{result.stderr}"
-    return result.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+def build_bento(home: Home, project: Path = PROJECT_ROOT) -> str:
+    """`mlgitops bento`'s build of the service into `home`, pinned to the home's model; the
+    bento's tag."""
+    from mlgitops.serving.bento import build_bento as build
+
+    return build(project, model_tag=home.extra_env[MODEL_TAG_ENV], env=home.env())

@@ -77,6 +77,7 @@ def positive_int(text: str) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from mlgitops.config import ParamsError
+    from mlgitops.deploy.record import find as find_record
     from mlgitops.report.build import build, load_inputs, write
     from mlgitops.report.revisions import RevisionError, merge_base
 
@@ -88,7 +89,7 @@ def _report(args: argparse.Namespace) -> int:
             base,
             args.params,
             pr_number=args.pr_number,
-            deployments=args.deployments,
+            deployments=args.deployments or find_record(repo),
             environ=dict(os.environ),
         )
         report, markdown = build(inputs)
@@ -216,8 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--deployments",
         type=Path,
-        default=Path("deployments.jsonl"),
-        help="deployment record (JSON lines); its last serving entry is the champion",
+        help="deployment record (JSON lines); its last serving entry is the champion. Default: "
+        "deployments.jsonl as fetch-deployments writes it, else the local target's record "
+        "of this checkout",
     )
     report.set_defaults(handler=_report)
 

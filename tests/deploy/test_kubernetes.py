@@ -28,7 +28,7 @@ from mlgitops.deploy.kubernetes import (
     write_overlay,
 )
 from mlgitops.deploy.runner import CommandResult
-from mlgitops.deploy.target import DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, Release
 
 BASE = PROJECT_ROOT / "deploy" / "k8s"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -580,3 +580,24 @@ def test_kubeconfig_from_environ_refuses_garbage_and_ignores_absence():
     with pytest.raises(DeployError, match=KUBECONFIG_ENV):
         kubeconfig_from_environ({KUBECONFIG_ENV: "not a kubeconfig!"})
     assert kubeconfig_from_environ({}) is None
+
+
+def test_new_pods_must_serve_the_released_model_before_they_are_ready(tmp_path):
+    # Given a release checked against a model md5 (any: generated), when its overlay is
+    # written by the target and rendered, then the service container carries the md5 it must
+    # serve (a pod holding another model exits at start, so it is never ready and gets no
+    # traffic), next to the API keys the base gives it.
+    import hashlib
+
+    from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
+
+    md5 = hashlib.md5(str(tmp_path).encode(), usedforsecurity=False).hexdigest()
+    cluster = FakeCluster()
+    target = make_target(cluster, tmp_path)
+    target.release(COMMIT, f"mlgitops:{COMMIT}", IMAGE, check=Check(md5, lambda url: []))
+    rendered = by_kind(render(tmp_path / "overlay"))
+    env = {item["name"]: item for item in container(rendered)["env"]}
+    assert env[EXPECTED_MODEL_MD5_ENV] == {"name": EXPECTED_MODEL_MD5_ENV, "value": md5}
+    assert "MLGITOPS_API_KEYS" in env, "the patch replaced the base's environment"
+    readiness = container(rendered)["readinessProbe"]["httpGet"]["path"]
+    assert readiness == "/readyz", "traffic must wait for the pod's readiness"

@@ -1,5 +1,6 @@
 """The whole lifecycle on one machine: deploy v1, PR, merge and deploy v2, revert and get v1
-back without retraining, and an unhealthy release that leaves the previous one serving."""
+back without retraining; an unhealthy release that leaves the previous one serving; a release
+that keeps its own model when another is packaged and its worker is killed; a port mismatch."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 from helpers import run
+from live_server import kill_workers_and_wait
 from mlgitops.deploy.local import LocalTarget, free_port
 from mlgitops.deploy.orchestrate import pinned
 
@@ -92,14 +94,19 @@ def deploy(world: dict, name: str, *extra: str, check: bool = True):
             str(target.port),
             "--state-dir",
             str(target.state_dir),
-            "--record",
-            str(world["tmp"] / "deployments.jsonl"),
             *extra,
         ],
         clone,
         check=check,
     )
+    assert not (clone / "deployments.jsonl").exists(), "deploy wrote its record into the clone"
     return clone, result
+
+
+def records(world: dict) -> list[dict]:
+    """The deployment record, where the local target keeps it: in its state directory."""
+    path = world["target"].state_dir / "deployments.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def test_merge_deploys_and_revert_rolls_back_without_retraining(world):
@@ -148,11 +155,9 @@ def test_merge_deploys_and_revert_rolls_back_without_retraining(world):
     assert ran == [], f"deploy must never train, but these stages ran: {ran}"
     assert run(["dvc", "status", "-q"], clone, check=False).returncode == 0
 
-    records = [
-        json.loads(line) for line in (world["tmp"] / "deployments.jsonl").read_text().splitlines()
-    ]
-    assert [r["outcome"] for r in records] == ["released"] * 3
-    assert [r["model_md5"] for r in records] == [v1, v2, v1]
+    entries = records(world)
+    assert [r["outcome"] for r in entries] == ["released"] * 3
+    assert [r["model_md5"] for r in entries] == [v1, v2, v1]
     logger.warning("lifecycle durations (s): %s", durations)
 
 
@@ -176,8 +181,48 @@ def test_unhealthy_release_leaves_the_previous_one_serving(world, monkeypatch):
     served = metadata(endpoint)
     assert served["model_md5"] == v1, "the previous release still serves"
     assert served["git_commit"] != git(developer, "rev-parse", "HEAD")
-    outcomes = [
-        json.loads(line)["outcome"]
-        for line in (world["tmp"] / "deployments.jsonl").read_text().splitlines()
-    ]
+    outcomes = [entry["outcome"] for entry in records(world)]
     assert outcomes == ["released", "rolled_back", "restored"]
+
+
+def test_release_keeps_its_model_when_another_is_packaged_and_its_worker_restarts(world):
+    # Given v1 deployed, when another model is packaged into the same BentoML store (another
+    # checkout's `mlgitops package`), then re-deploying v1's commit reuses its bento and passes
+    # its smoke test, and after its worker is killed with SIGKILL (BentoML restarts it)
+    # /metadata still reports v1's model.
+    developer, endpoint = world["developer"], world["target"].endpoint
+    v1 = model_md5(developer)
+    deploy(world, "v1")
+    git(developer, "checkout", "-qb", "other-seed")
+    params = yaml.safe_load((developer / "params.yaml").read_text())
+    params["seed"] = int(params["seed"]) + 1
+    (developer / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], developer)
+    run(["mlgitops", "package"], developer)
+    assert model_md5(developer) != v1, "another seed must produce another model"
+
+    _, again = deploy(world, "v1-again")
+    assert "already built; reusing it" in again.stderr, "v1's bento was not reused"
+    assert metadata(endpoint)["model_md5"] == v1, "the re-deploy serves another model"
+
+    active = json.loads((world["target"].state_dir / "active.json").read_text())
+    kill_workers_and_wait(active["pid"], active["backend"])
+    assert metadata(endpoint)["model_md5"] == v1, "the restarted worker serves another model"
+    outcomes = [entry["outcome"] for entry in records(world)]
+    assert outcomes == ["released", "released"]
+
+
+def test_a_port_unlike_the_running_proxys_is_refused(world):
+    # Given v1 deployed on the target's port, when a deploy asks for another port, then it is
+    # refused naming both ports, nothing is released, and v1 still serves on its port.
+    developer, target = world["developer"], world["target"]
+    v1 = model_md5(developer)
+    deploy(world, "v1")
+    other_port = free_port()
+    _, result = deploy(world, "moved", "--port", str(other_port), check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert str(target.port) in result.stderr, "the running proxy's port is not named"
+    assert str(other_port) in result.stderr, "the asked port is not named"
+    assert "Traceback" not in result.stderr
+    assert metadata(target.endpoint)["model_md5"] == v1
+    assert [entry["outcome"] for entry in records(world)] == ["released"]

@@ -56,8 +56,11 @@ def packaged(serving_env: Path, trained_project: Path) -> Any:
 
 @pytest.fixture(scope="session")
 def service_module(packaged: Any) -> ModuleType:
-    """`mlgitops.serving.service`, imported once the model is in the store."""
-    return importlib.import_module("mlgitops.serving.service")
+    """`mlgitops.serving.service`, imported once the model is in the store, serving it as
+    `mlgitops serve` does from source (the tag in MLGITOPS_MODEL_TAG)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLGITOPS_MODEL_TAG", str(packaged.tag))
+        return importlib.import_module("mlgitops.serving.service")
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
-from mlgitops.deploy.target import DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, Release
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -151,16 +151,20 @@ class BentoCloudTarget:
         urls = info.get("endpoint_urls") or []
         return Release(self.name, version, bento_tag, None, urls[0] if urls else "")
 
-    def release(self, commit: str, bento_tag: str, image: str | None) -> Release:
+    def release(
+        self, commit: str, bento_tag: str, image: str | None, *, check: Check | None = None
+    ) -> Release:
         """Deploy or update to `bento_tag` and wait until it runs; put the old bento back if not.
 
-        `image` is not used: BentoCloud builds its own image from the pushed bento.
+        `image` is not used: BentoCloud builds its own image from the pushed bento. `check` is
+        not run here: BentoCloud offers no endpoint that reaches only the new version, so the
+        smoke test runs once it serves (`orchestrate.release`) and a failure restores the old.
 
         Raises:
             DeployError: the tag is not the commit's, bentoml failed, or the deployment did not
                 become ready (the previous bento was restored first).
         """
-        del image
+        del image, check
         self._created = False
         name, _, version = bento_tag.partition(":")
         if not name or version != commit:

@@ -39,7 +39,8 @@ from typing import Any
 import yaml
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
-from mlgitops.deploy.target import DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, Release
+from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MANIFESTS = Path("deploy/k8s")
 DEFAULT_WORK_DIR = Path(".mlgitops/k8s")
 IMAGE_NAME = "mlgitops"  # the container image name in deploy/k8s/deployment.yaml
+CONTAINER_NAME = "service"  # the service's container in deploy/k8s/deployment.yaml
 COMMIT_ANNOTATION = "mlgitops.dev/commit"
 BENTO_TAG_ANNOTATION = "mlgitops.dev/bento-tag"
 KUBECONFIG_ENV = "MLGITOPS_KUBECONFIG"
@@ -125,11 +127,15 @@ def write_overlay(
     image: ImageReference,
     commit: str,
     bento_tag: str,
+    model_md5: str | None = None,
+    deployment: str = "mlgitops",
 ) -> Path:
     """Write the release overlay: `kustomization.yaml` in `directory`, over `base`.
 
     The equivalent of `kustomize edit set image mlgitops=<image>` plus the namespace and the
-    release annotations, as a file kubectl can apply and a person can read.
+    release annotations, as a file kubectl can apply and a person can read. With `model_md5`,
+    the service container gets it as `MLGITOPS_EXPECTED_MODEL_MD5`: a pod whose model differs
+    exits at start, never passes its readiness probe and so never receives traffic.
 
     Returns:
         The path of the written kustomization.yaml.
@@ -148,6 +154,22 @@ def write_overlay(
         "images": [entry],
         "commonAnnotations": {COMMIT_ANNOTATION: commit, BENTO_TAG_ANNOTATION: bento_tag},
     }
+    if model_md5:
+        expected = {"name": EXPECTED_MODEL_MD5_ENV, "value": model_md5}
+        container = {"name": CONTAINER_NAME, "env": [expected]}
+        kustomization["patches"] = [
+            {
+                "patch": yaml.safe_dump(
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "metadata": {"name": deployment},
+                        "spec": {"template": {"spec": {"containers": [container]}}},
+                    },
+                    sort_keys=False,
+                )
+            }
+        ]
     path = directory / "kustomization.yaml"
     header = f"# Written by `mlgitops deploy --target kubernetes` for commit {commit}.\n"
     path.write_text(header + yaml.safe_dump(kustomization, sort_keys=False), encoding="utf-8")
@@ -341,8 +363,17 @@ class KubernetesTarget:
             endpoint=self.endpoint or "",
         )
 
-    def release(self, commit: str, bento_tag: str, image: str | None) -> Release:
+    def release(
+        self, commit: str, bento_tag: str, image: str | None, *, check: Check | None = None
+    ) -> Release:
         """Apply the overlay for `commit` and wait for the rollout; undo it if it fails.
+
+        The check before traffic is the pods' own: the overlay gives them `check.model_md5`,
+        a pod serving another model exits at start, and a pod that is not ready gets no
+        traffic (the rolling update keeps every old pod until a new one is ready); the rollout
+        then times out and is undone. The rest of the smoke test (a known prediction) runs
+        through the endpoint once the rollout is done (`orchestrate.release`), and a failure
+        there is undone by `restore`.
 
         Raises:
             DeployError: no image, an image not tagged with the commit, a rejected apply, or a
@@ -362,6 +393,8 @@ class KubernetesTarget:
             image=reference,
             commit=commit,
             bento_tag=bento_tag,
+            model_md5=check.model_md5 if check is not None else None,
+            deployment=self.deployment,
         ).parent
         before = self._read_deployment()
         attempt = _Attempt(existed=before is not None, template_before=_template(before))

@@ -1,9 +1,11 @@
 """The `local` target: real `bentoml serve` processes on 127.0.0.1 behind a small proxy.
 
-Each release is a new server on a free port. It is started and health-checked while the
-previous one keeps serving; only then does the proxy's active-release file point at it.
-The previous server is stopped after the new one passes its smoke test (`retire`), or the
-file is pointed back at it when the smoke test fails (`restore`).
+Each release is a new server on a free port. It is started, health-checked and smoke-tested
+on its own port while the previous one keeps serving; only then does the proxy's
+active-release file point at it, so a wrong model never answers live traffic. The previous
+server is stopped once the new one serves (`retire`); a failed release is stopped and forgotten
+(`restore`). Every process is recorded with its start time, and a recorded PID is only ever
+signalled while it is still that process.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import httpx
 import psutil
 
 from mlgitops.config import ServeParams
-from mlgitops.deploy.target import DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, Release, SmokeTestFailed
 from mlgitops.serving.commands import serve_command
+from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,30 @@ def _alive(pid: int | None) -> bool:
         return done == 0
     except ChildProcessError:
         return True
+
+
+# Seconds two start times of one process may differ by (psutil derives it from boot time).
+START_TIME_TOLERANCE_S = 0.05
+
+
+def started_at(pid: int) -> float | None:
+    """The start time of process `pid` (seconds since the epoch), None when there is none."""
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return None
+
+
+def is_ours(pid: int | None, recorded_start: float | None) -> bool:
+    """Whether `pid` is alive and still the process started at `recorded_start`.
+
+    A PID is reused once its process exits: only the start time recorded when the target
+    started it tells the server apart from an unrelated process that later got its number.
+    """
+    if not pid or recorded_start is None or not _alive(pid):
+        return False
+    start = started_at(pid)
+    return start is not None and abs(start - recorded_start) <= START_TIME_TOLERANCE_S
 
 
 def stop_process_group(pid: int | None, *, grace: float = 10.0) -> None:
@@ -128,6 +155,10 @@ class LocalTarget:
     def _servers_file(self) -> Path:
         return self.state_dir / "servers.json"
 
+    @property
+    def _proxy_file(self) -> Path:
+        return self.state_dir / "proxy.json"
+
     def _read(self, path: Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
@@ -137,7 +168,10 @@ class LocalTarget:
         partial.write_text(json.dumps(payload, indent=2), encoding="utf-8")
         partial.replace(path)
 
-    def _spawn(self, command: list[str], log_name: str) -> int:
+    def _spawn(
+        self, command: list[str], log_name: str, *, extra_env: dict[str, str] | None = None
+    ) -> tuple[int, float]:
+        """Start `command` in a session of its own; its PID and start time."""
         logs = self.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         with (logs / log_name).open("ab") as log:
@@ -147,14 +181,54 @@ class LocalTarget:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # outlives this command; stopped as a group
-                env={**os.environ, **(self.env or {})},
+                env={**os.environ, **(self.env or {}), **(extra_env or {})},
             )
-        return process.pid
+        return process.pid, started_at(process.pid) or time.time()
+
+    def _proxy(self) -> dict[str, Any] | None:
+        """The running proxy's record, None when it is not running (or not ours any more)."""
+        proxy = self._read(self._proxy_file)
+        return proxy if is_ours(proxy.get("pid"), proxy.get("started")) else None
+
+    def _servers(self) -> dict[str, dict[str, Any]]:
+        """The servers this target started that are still running; the others are forgotten."""
+        recorded = self._read(self._servers_file)
+        running = {
+            pid: server
+            for pid, server in recorded.items()
+            if is_ours(int(pid), server.get("started"))
+        }
+        if running != recorded:
+            gone = sorted(set(recorded) - set(running), key=int)
+            logger.info("forgetting servers that are no longer running: %s", ", ".join(gone))
+            self._write(self._servers_file, running)
+        return running
+
+    def _stop_server(self, pid: int) -> None:
+        """Stop one recorded server (only if it is still ours) and forget it."""
+        servers = self._read(self._servers_file)
+        server = servers.pop(str(pid), None)
+        if server is not None and is_ours(pid, server.get("started")):
+            stop_process_group(pid)
+        self._write(self._servers_file, servers)
 
     def check_configured(self) -> None:
+        """Fail unless the proxy runs on `port`, or `port` is free for it.
+
+        Raises:
+            DeployError: the proxy of this state directory runs on another port, or another
+                program holds `port`.
+        """
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        proxy = self._read(self.state_dir / "proxy.json")
-        if _alive(proxy.get("pid")):
+        proxy = self._proxy()
+        if proxy is not None:
+            if proxy.get("port") != self.port:
+                raise DeployError(
+                    f"the local target's proxy already serves on port {proxy.get('port')}, but "
+                    f"port {self.port} was asked for: deploy with --port {proxy.get('port')}, or "
+                    "move it by stopping every local release first (`mlgitops deploy --target "
+                    f"local --step stop`) and deploying again with --port {self.port}"
+                )
             return
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
@@ -166,11 +240,10 @@ class LocalTarget:
                 ) from None
 
     def _ensure_proxy(self) -> None:
-        proxy_file = self.state_dir / "proxy.json"
-        proxy = self._read(proxy_file)
-        if _alive(proxy.get("pid")):
+        self.check_configured()
+        if self._proxy() is not None:
             return
-        pid = self._spawn(
+        pid, started = self._spawn(
             [
                 sys.executable,
                 "-m",
@@ -184,34 +257,60 @@ class LocalTarget:
             ],
             "proxy.log",
         )
-        self._write(proxy_file, {"pid": pid, "port": self.port})
+        self._write(self._proxy_file, {"pid": pid, "port": self.port, "started": started})
         wait_ready_any(self.endpoint, pid=pid, timeout=30)
 
     def current(self) -> Release | None:
         active = self._read(self._active_file)
-        if not active or not _alive(active.get("pid")):
+        server = self._servers().get(str(active.get("pid")))
+        if not active or server is None:
             return None
         return Release("local", active["commit"], active["bento_tag"], None, self.endpoint)
 
-    def release(self, commit: str, bento_tag: str, image: str | None) -> Release:
+    def release(
+        self, commit: str, bento_tag: str, image: str | None, *, check: Check | None = None
+    ) -> Release:
+        """Start a server of `bento_tag`, check it on its own port, then switch traffic to it.
+
+        Args:
+            check: the smoke test, given the new server's own URL; the problems it returns
+                stop the release before the proxy sends it a single request.
+
+        Raises:
+            DeployError: the server did not become ready; SmokeTestFailed: `check` found
+                problems. Either way the new server is stopped and the active one still serves.
+        """
         self._ensure_proxy()
         port = free_port()
-        pid = self._spawn(
+        log_name = f"server-{commit[:12]}-{port}.log"
+        # The server itself refuses to start with another model than the release's.
+        expected = {EXPECTED_MODEL_MD5_ENV: check.model_md5} if check and check.model_md5 else {}
+        pid, started = self._spawn(
             serve_command(bento_tag, host=HOST, port=port, keep_alive_s=self.keep_alive_s),
-            f"server-{commit[:12]}-{port}.log",
+            log_name,
+            extra_env=expected,
         )
         servers = self._read(self._servers_file)
-        servers[str(pid)] = {"commit": commit, "bento_tag": bento_tag, "port": port}
+        servers[str(pid)] = {
+            "commit": commit,
+            "bento_tag": bento_tag,
+            "port": port,
+            "started": started,
+        }
         self._write(self._servers_file, servers)
         backend = f"http://{HOST}:{port}"
         try:
             wait_ready(f"{backend}/readyz", pid=pid, timeout=self.ready_timeout)
         except DeployError as error:
-            stop_process_group(pid)
-            log = self.state_dir / "logs" / f"server-{commit[:12]}-{port}.log"
+            self._stop_server(pid)
+            log = self.state_dir / "logs" / log_name
             raise DeployError(
                 f"new release {bento_tag} did not become ready: {error}; server log: {log}"
             ) from None
+        problems = check.run(backend) if check is not None else []
+        if problems:
+            self._stop_server(pid)
+            raise SmokeTestFailed(problems)
         self._write(
             self._active_file,
             {"commit": commit, "bento_tag": bento_tag, "pid": pid, "backend": backend},
@@ -221,15 +320,19 @@ class LocalTarget:
         )
         return Release("local", commit, bento_tag, None, self.endpoint)
 
-    def _server_for(self, release: Release) -> tuple[int, dict[str, Any]] | None:
-        for pid, server in self._read(self._servers_file).items():
-            if server["commit"] == release.commit and _alive(int(pid)):
-                return int(pid), server
-        return None
-
     def restore(self, previous: Release | None) -> None:
+        """Point the proxy back at `previous`'s server and stop (and forget) any other that
+        the failed release made active."""
         failed = self._read(self._active_file)
-        found = self._server_for(previous) if previous else None
+        servers = self._servers()
+        found = next(
+            (
+                (int(pid), server)
+                for pid, server in servers.items()
+                if previous is not None and server["commit"] == previous.commit
+            ),
+            None,
+        )
         if found is not None:
             pid, server = found
             self._write(
@@ -243,26 +346,26 @@ class LocalTarget:
             )
         elif self._active_file.exists():
             self._active_file.unlink()
-        if failed and failed.get("pid") != (found[0] if found else None):
-            stop_process_group(failed.get("pid"))
+        failed_pid = failed.get("pid")
+        if failed_pid and failed_pid != (found[0] if found else None):
+            self._stop_server(int(failed_pid))
 
     def retire(self, previous: Release | None) -> None:
         """Stop every server except the active one, once the new release passed its checks."""
         active_pid = self._read(self._active_file).get("pid")
-        servers = self._read(self._servers_file)
-        for pid in list(servers):
+        for pid in list(self._servers()):
             if int(pid) != active_pid:
-                stop_process_group(int(pid))
-                del servers[pid]
-        self._write(self._servers_file, servers)
+                self._stop_server(int(pid))
 
     def stop(self) -> None:
-        """Stop the proxy and every server this target started."""
-        for pid in self._read(self._servers_file):
-            stop_process_group(int(pid))
-        stop_process_group(self._read(self.state_dir / "proxy.json").get("pid"))
-        for name in ("servers.json", "active.json", "proxy.json"):
-            (self.state_dir / name).unlink(missing_ok=True)
+        """Stop the proxy and every server this target started (and only those)."""
+        for pid in list(self._servers()):
+            self._stop_server(int(pid))
+        proxy = self._proxy()
+        if proxy is not None:
+            stop_process_group(proxy["pid"])
+        for path in (self._servers_file, self._active_file, self._proxy_file):
+            path.unlink(missing_ok=True)
 
 
 def wait_ready_any(url: str, *, pid: int, timeout: float) -> None:

@@ -16,7 +16,13 @@ import yaml
 
 from mlgitops.config import Params, ParamsError, load_params
 from mlgitops.deploy import record
-from mlgitops.deploy.target import DeployError, DeployTarget, Release
+from mlgitops.deploy.target import (
+    Check,
+    DeployError,
+    DeployTarget,
+    Release,
+    SmokeTestFailed,
+)
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -132,20 +138,23 @@ def verify(repo: Path) -> Pinned:
 
 
 def build(repo: Path, identity: Pinned) -> str:
-    """Package the model and build the bento, versioned by the commit (idempotent)."""
-    from mlgitops.serving.package import package
+    """Package the model and build the bento, versioned by the commit (idempotent).
+
+    The bento pins the exact model it was built with (serving/bento.py), so reusing the
+    bento of a commit serves that commit's model whatever was packaged since.
+    """
+    from mlgitops.serving.bento import BentoBuildError, build_bento
+    from mlgitops.serving.package import PackageError, package
 
     existing = _run(["bentoml", "get", identity.bento_tag, "-o", "json"], repo)
     if existing.returncode == 0:
         logger.info("bento %s already built; reusing it", identity.bento_tag)
         return identity.bento_tag
-    package(repo)
-    # The build context is src/ (see bentofile.yaml): the bento carries the mlgitops package.
-    built = _run(
-        ["bentoml", "build", "-f", "bentofile.yaml", "--version", identity.commit, "src"], repo
-    )
-    if built.returncode != 0:
-        raise DeployError(f"`bentoml build` failed:\n{built.stderr.strip() or built.stdout}")
+    try:
+        model = package(repo)
+        build_bento(repo, model_tag=str(model.tag), version=identity.commit)
+    except (BentoBuildError, PackageError) as error:
+        raise DeployError(str(error)) from None
     logger.info("built bento %s", identity.bento_tag)
     return identity.bento_tag
 
@@ -242,26 +251,38 @@ def release(
             ),
         )
 
-    try:
-        released = target.release(identity.commit, identity.bento_tag, image)
-    except DeployError as error:
-        target.restore(previous)
-        log(record.FAILED, str(error))
-        raise
-    problems = smoke_test(
-        released.endpoint,
-        expected_model_md5=identity.model_md5,
-        example=example,
-        api_key=first_api_key(params),
-    )
-    if problems:
+    def smoke(endpoint: str) -> list[str]:
+        return smoke_test(
+            endpoint,
+            expected_model_md5=identity.model_md5,
+            example=example,
+            api_key=first_api_key(params),
+        )
+
+    def rolled_back(problems: list[str]) -> DeployError:
         target.restore(previous)
         reason = "; ".join(problems)
         log(record.ROLLED_BACK, reason)
         if previous is not None:
             log_restored(previous)
         kept = previous.bento_tag if previous else "nothing (there was no previous release)"
-        raise DeployError(f"smoke test failed ({reason}); {kept} is serving")
+        return DeployError(f"smoke test failed ({reason}); {kept} is serving")
+
+    # The target smoke-tests the new version on its own before any traffic reaches it; the
+    # check through the public endpoint afterwards proves traffic now reaches that version.
+    try:
+        released = target.release(
+            identity.commit, identity.bento_tag, image, check=Check(identity.model_md5, smoke)
+        )
+    except SmokeTestFailed as failed:
+        raise rolled_back(failed.problems) from None
+    except DeployError as error:
+        target.restore(previous)
+        log(record.FAILED, str(error))
+        raise
+    problems = smoke(released.endpoint)
+    if problems:
+        raise rolled_back(problems)
     retire = getattr(target, "retire", None)
     if retire is not None:
         retire(previous)
@@ -271,12 +292,6 @@ def release(
 
 
 STEPS = ("verify", "build", "containerize", "release", "all", "stop")
-
-
-def default_state_dir() -> Path:
-    """Where the local target keeps its state: shared by every clone on this machine."""
-    configured = os.environ.get("MLGITOPS_LOCAL_STATE")
-    return Path(configured) if configured else Path.home() / ".cache" / "mlgitops" / "local"
 
 
 def make_target(args: Any, params: Params, repo: Path) -> DeployTarget:
@@ -292,7 +307,7 @@ def make_target(args: Any, params: Params, repo: Path) -> DeployTarget:
             env[name] = value
         local = params.deploy.local
         return LocalTarget(
-            state_dir=args.state_dir or default_state_dir(),
+            state_dir=args.state_dir or record.local_state_dir(repo),
             port=args.port or local.port,
             ready_timeout=local.ready_timeout_s,
             env=env,
@@ -348,6 +363,14 @@ def run_deploy(args: Any) -> int:
     try:
         params = load_params(repo / "params.yaml")
         target = make_target(args, params, repo)
+        record_path = args.record or record.FETCHED
+        state_dir = getattr(target, "state_dir", None)
+        if state_dir is not None:
+            # The local target keeps the project's record, and unless BENTOML_HOME says
+            # otherwise its bentos and models, next to its servers: nothing in the working
+            # tree, nothing shared with another checkout (every bentoml call below inherits it).
+            record_path = args.record or record.local_record(state_dir)
+            os.environ.setdefault("BENTOML_HOME", str(state_dir / "bentoml"))
         if args.step == "stop":
             stop = getattr(target, "stop", None)
             if stop is None:
@@ -363,7 +386,7 @@ def run_deploy(args: Any) -> int:
         if args.step == "containerize":
             print(f"pushed {containerize(repo, identity, args.image)}")
         if args.step in {"release", "all"}:
-            released = release(repo, target, identity, image=args.image, record_path=args.record)
+            released = release(repo, target, identity, image=args.image, record_path=record_path)
             print(f"serving {released.bento_tag} at {released.endpoint}")
     except (DeployError, ParamsError) as error:
         logger.error("deploy failed: %s", error)
@@ -383,7 +406,12 @@ def add_deploy_command(commands: Any) -> None:
     deploy.add_argument(
         "--port", type=int, help="local target's port (default: deploy.local.port in params)"
     )
-    deploy.add_argument("--state-dir", type=Path, help="local target's state directory")
+    deploy.add_argument(
+        "--state-dir",
+        type=Path,
+        help="local target's state directory (default: $MLGITOPS_LOCAL_STATE, else one per "
+        "checkout under ~/.cache/mlgitops/local)",
+    )
     deploy.add_argument(
         "--server-env",
         action="append",
@@ -394,7 +422,8 @@ def add_deploy_command(commands: Any) -> None:
     deploy.add_argument(
         "--record",
         type=Path,
-        default=Path("deployments.jsonl"),
-        help="deployment record to append to (JSON lines); the report's champion",
+        help="deployment record to append to (JSON lines; the report's champion). Default: "
+        "the local target's state directory (its deployments.jsonl); for the other targets "
+        "deployments.jsonl in the working directory, which deploy.yml uploads as an artifact",
     )
     deploy.set_defaults(handler=run_deploy)

@@ -1,8 +1,15 @@
-"""The deployment record: one JSON line per release or rollback, the report's champion."""
+"""The deployment record: one JSON line per release or rollback, the report's champion.
+
+Where it lives: the local target keeps it in its state directory (`local_record`); on GitHub
+it is the deploy run's artifact, which `mlgitops fetch-deployments` downloads as
+`deployments.jsonl` (`FETCHED`). `find` is where every `mlgitops` reader looks.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +20,43 @@ RELEASED = "released"
 RESTORED = "restored"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
+
+FILE_NAME = "deployments.jsonl"
+# The record of a deploy on GitHub: written in the run's workspace and uploaded as its
+# artifact (deploy.yml), and what `mlgitops fetch-deployments` downloads (git-ignored).
+FETCHED = Path(FILE_NAME)
+# Moves the local target's state (servers, proxy, logs, record, BentoML home) of a project.
+STATE_ENV = "MLGITOPS_LOCAL_STATE"
+STATE_ROOT = Path("~/.cache/mlgitops/local")
+
+
+def local_state_dir(repo: Path, environ: dict[str, str] | None = None) -> Path:
+    """The local target's state directory of the checkout at `repo`.
+
+    `MLGITOPS_LOCAL_STATE` when set; else a folder of its own under `~/.cache/mlgitops/local`,
+    named after the checkout's path, so two projects (or two checkouts of one) never serve,
+    retire or record each other's releases.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    if environ.get(STATE_ENV, "").strip():
+        return Path(environ[STATE_ENV].strip()).expanduser()
+    resolved = repo.resolve()
+    digest = hashlib.sha256(str(resolved).encode("utf-8")).hexdigest()[:12]
+    return STATE_ROOT.expanduser() / f"{resolved.name}-{digest}"
+
+
+def local_record(state_dir: Path) -> Path:
+    """The deployment record the local target keeps in `state_dir`."""
+    return state_dir / FILE_NAME
+
+
+def find(repo: Path, environ: dict[str, str] | None = None) -> Path:
+    """The record a reader of `repo` uses: GitHub's, when fetched into the checkout, else the
+    local target's for this checkout (which need not exist: then there was no deploy)."""
+    fetched = repo / FETCHED
+    if fetched.is_file():
+        return fetched
+    return local_record(local_state_dir(repo, environ))
 
 
 @dataclass(frozen=True)

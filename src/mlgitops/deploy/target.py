@@ -1,13 +1,30 @@
-"""What every deploy target offers: release a bento, say what serves now, undo a release."""
+"""What every deploy target offers: a release checked before traffic, what serves, an undo."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 
 class DeployError(RuntimeError):
     """A deploy step failed; the message says what to do about it."""
+
+
+class SmokeTestFailed(DeployError):
+    """The new version failed its smoke test before it took traffic."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Check:
+    """The smoke test a target runs on a new version before it takes traffic."""
+
+    model_md5: str  # the model the new version must serve: the md5 dvc.lock pins
+    run: Callable[[str], list[str]]  # given a URL reaching only the new version: its problems
 
 
 @dataclass(frozen=True)
@@ -32,8 +49,11 @@ class DeployTarget(Protocol):
     def current(self) -> Release | None:
         """What is serving now, if known."""
 
-    def release(self, commit: str, bento_tag: str, image: str | None) -> Release:
-        """Roll out the bento and wait until it is ready."""
+    def release(
+        self, commit: str, bento_tag: str, image: str | None, *, check: Check | None = None
+    ) -> Release:
+        """Roll out the bento, wait until it is ready, run `check` on the new version alone,
+        and only then give it traffic. Raises SmokeTestFailed with `check`'s problems."""
 
     def restore(self, previous: Release | None) -> None:
         """Undo a failed release, leaving `previous` serving."""

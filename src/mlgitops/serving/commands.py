@@ -1,4 +1,4 @@
-"""The `mlgitops` subcommands of the service: `package` and `serve`."""
+"""The `mlgitops` subcommands of the service: `package`, `bento` and `serve`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
 
-# What `mlgitops serve` serves by default: the service module, with the newest packaged model.
+# What `mlgitops serve` serves by default: the service module, with the model dvc.lock pins.
 SERVICE_TARGET = "mlgitops.serving.service:MlgitopsService"
 
 
@@ -71,6 +71,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         logger.error("cannot serve: %s: pass --ssl-certfile and --ssl-keyfile together", error)
         return 2
+    from mlgitops.serving.package import MODEL_TAG_ENV, PackageError, workspace_model_tag
+
+    if args.target == SERVICE_TARGET and not os.environ.get(MODEL_TAG_ENV, "").strip():
+        # From source, serve the workspace's model (a bento pins its own): never the newest
+        # entry of a model store that other checkouts package into too.
+        try:
+            os.environ[MODEL_TAG_ENV] = workspace_model_tag(args.params.resolve().parent)
+        except PackageError as error:
+            logger.error("cannot serve: %s", error)
+            return 1
+        logger.info("serving %s, the model dvc.lock pins", os.environ[MODEL_TAG_ENV])
     logger.info("%s", " ".join(command))
     # Replace this process, so signals (Ctrl-C, a supervisor's SIGTERM) reach BentoML itself.
     os.execv(command[0], command)
@@ -90,6 +101,20 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bento(args: argparse.Namespace) -> int:
+    from mlgitops.serving.bento import BentoBuildError, build_bento
+    from mlgitops.serving.package import PackageError, workspace_model_tag
+
+    repo = args.repo.resolve()
+    try:
+        tag = build_bento(repo, model_tag=workspace_model_tag(repo), version=args.version)
+    except (BentoBuildError, PackageError) as error:
+        logger.error("cannot build the bento: %s", error)
+        return 1
+    print(f"built {tag}")
+    return 0
+
+
 def register_serving_commands(commands: argparse._SubParsersAction) -> None:
     """Add the service's subcommands to the `mlgitops` parser."""
     package = commands.add_parser(
@@ -103,10 +128,20 @@ def register_serving_commands(commands: argparse._SubParsersAction) -> None:
     )
     package.set_defaults(handler=_package)
 
+    bento = commands.add_parser(
+        "bento",
+        help="build the bento from bentofile.yaml, pinned to the model dvc.lock pins (package "
+        "it first); it serves that model whatever else the model store holds",
+    )
+    bento.add_argument("--repo", type=Path, default=Path("."), help="project root")
+    bento.add_argument("--version", help="the bento's version (default: generated)")
+    bento.set_defaults(handler=_bento)
+
     serve = commands.add_parser(
         "serve",
-        help="serve the packaged model with `bentoml serve` and the server options of "
-        "params.yaml (serve.keep_alive_s)",
+        help="serve a bento, or from source the packaged model dvc.lock pins (next to "
+        "--params; MLGITOPS_MODEL_TAG overrides), with `bentoml serve` and the server options "
+        "of params.yaml (serve.keep_alive_s)",
     )
     serve.add_argument(
         "target",

@@ -40,6 +40,17 @@ from mlgitops.serving.encryption import (
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "mlgitops-pipeline"  # in the BentoML model store
+# The name a bento gives its model (bentofile `models:` alias): BentoML resolves it, in every
+# process that loads the bento, to the exact tag recorded in the bento's manifest.
+MODEL_ALIAS = "mlgitops-packaged-model"
+# The model to serve from source (`mlgitops serve` sets it to the one dvc.lock pins), e.g.
+# `mlgitops-pipeline:<version>`. A bento ignores it: it serves the model its manifest pins.
+MODEL_TAG_ENV = "MLGITOPS_MODEL_TAG"
+# The md5 of the model a server must serve, set by the deploy targets: a server whose model
+# differs refuses to start, so it never becomes ready and never takes traffic.
+EXPECTED_MODEL_MD5_ENV = "MLGITOPS_EXPECTED_MODEL_MD5"
+# The model store versions are the md5's first characters (one entry per distinct model).
+TAG_VERSION_CHARS = 16
 MODEL_FILE = "model.joblib"
 ENCRYPTED_MODEL_FILE = "model.joblib.enc"
 # Metadata key recording how the stored model file is encrypted: ALGORITHM, or "none".
@@ -162,6 +173,21 @@ def read_model(
         )
     verify_model_bytes(plaintext, expected_md5, source=str(path))
     return plaintext
+
+
+def model_tag(model_md5: str) -> str:
+    """The model store tag `package` gives the model whose file has md5 `model_md5`."""
+    return f"{MODEL_NAME}:{model_md5[:TAG_VERSION_CHARS]}"
+
+
+def workspace_model_tag(repo: Path, paths: Paths | None = None) -> str:
+    """The model store tag of the model `dvc.lock` pins in `repo` (what `package` stores).
+
+    Raises:
+        PackageError: when `dvc.lock` is missing or pins no model.
+    """
+    paths = paths or Paths()
+    return model_tag(locked_md5(_read_yaml(repo / paths.lock), paths.model.as_posix()))
 
 
 def locked_md5(lock: dict[str, Any], path: str) -> str:
@@ -314,7 +340,7 @@ def collect(repo: Path, paths: Paths = Paths()) -> tuple[Params, dict[str, Any],
 def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) -> Any:
     """Save the workspace's trained pipeline into the BentoML model store.
 
-    The tag's version is the first 16 characters of the model md5, so packaging the same
+    The tag's version is the first characters of the model md5 (`model_tag`), so packaging the same
     model twice replaces the entry (with fresh provenance) instead of piling up copies.
 
     Returns:
@@ -356,7 +382,7 @@ def package(repo: Path, paths: Paths = Paths(), *, now: datetime | None = None) 
             ENCRYPTION_METADATA: ALGORITHM if key else "none",
         }
     )
-    tag = f"{MODEL_NAME}:{provenance.model_md5[:16]}"
+    tag = model_tag(provenance.model_md5)
     try:
         bentoml.models.delete(tag)
         logger.info("replacing %s in the model store", tag)

@@ -16,6 +16,7 @@ import logging
 import os
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -43,7 +44,13 @@ from mlgitops.serving.guards import (
     error_payload,
     quiet_client_errors,
 )
-from mlgitops.serving.package import BACKGROUND_FILE, MODEL_NAME, read_model
+from mlgitops.serving.package import (
+    BACKGROUND_FILE,
+    EXPECTED_MODEL_MD5_ENV,
+    MODEL_ALIAS,
+    MODEL_TAG_ENV,
+    read_model,
+)
 from mlgitops.serving.prediction_log import PredictionLogMonitor
 from mlgitops.serving.schema import (
     Contribution,
@@ -61,8 +68,6 @@ from mlgitops.stages.explain import shap_by_feature
 logger = logging.getLogger(__name__)
 
 SERVICE_NAME = "mlgitops"
-# Serve another entry than the newest one of the model store, e.g. `mlgitops-pipeline:<version>`.
-MODEL_TAG_ENV = "MLGITOPS_MODEL_TAG"
 # Where `bentoml.monitor` writes the prediction log (JSON lines), relative to the working dir.
 PREDICTION_LOG_ENV = "MLGITOPS_PREDICTION_LOG_DIR"
 MONITOR_NAME = "mlgitops_predictions"
@@ -146,13 +151,63 @@ def find_packaged_model(tag: str) -> PackagedModel:
     return PackagedModel.from_store(stored)
 
 
+def served_model_tag(
+    aliases: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
+) -> str:
+    """Which model store entry this process serves.
+
+    Inside a bento, the tag its manifest pins: BentoML sets the bento's model aliases
+    (`models:` of bento.yaml) before importing the service, in the server and in every worker
+    it (re)starts, and while building. Otherwise the tag in `MLGITOPS_MODEL_TAG`, which
+    `mlgitops serve` sets to the model dvc.lock pins. Never "the newest entry": that is
+    whichever model was packaged last, on this machine, by any checkout.
+
+    Args:
+        aliases: model aliases (default: BentoML's, as loading a bento set them).
+        environ: the environment (default: this process's).
+
+    Raises:
+        ModelNotPackaged: when neither a bento nor the environment names a model.
+    """
+    if aliases is None:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+
+        aliases = BentoMLContainer.model_aliases.get()
+    environ = os.environ if environ is None else environ
+    chosen = environ.get(MODEL_TAG_ENV, "").strip()
+    pinned = aliases.get(MODEL_ALIAS)
+    if pinned:
+        if chosen and chosen != pinned:
+            logger.warning(
+                "%s names %s, but this bento pins %s: serving the bento's model",
+                MODEL_TAG_ENV,
+                chosen,
+                pinned,
+            )
+        return pinned
+    if chosen:
+        return chosen
+    raise ModelNotPackaged(
+        "no model chosen to serve: serve a bento (`make bento` pins its model), or serve from "
+        "the project with `mlgitops serve` / `make serve` (the model dvc.lock pins), or set "
+        f"{MODEL_TAG_ENV}=mlgitops-pipeline:<version>"
+    )
+
+
 def _json_values(series: pd.Series) -> list[Any]:
     values = series.astype(object)
     return values.where(series.notna(), None).tolist()
 
 
-PACKAGED = find_packaged_model(os.environ.get(MODEL_TAG_ENV, f"{MODEL_NAME}:latest"))
+PACKAGED = find_packaged_model(served_model_tag())
 MODEL_MD5 = PACKAGED.labels["model_md5"]
+# A deploy target names the model it released; a server holding another never gets ready.
+EXPECTED_MD5 = os.environ.get(EXPECTED_MODEL_MD5_ENV, "").strip()
+if EXPECTED_MD5 and EXPECTED_MD5 != MODEL_MD5:
+    raise ModelNotPackaged(
+        f"{PACKAGED.tag} holds model {MODEL_MD5}, but this release must serve {EXPECTED_MD5} "
+        f"({EXPECTED_MODEL_MD5_ENV}): build the release's bento from its own dvc.lock"
+    )
 # Checked (an encrypted model decrypted in memory) at import, in the process `bentoml serve`
 # starts, so a tampered model or a wrong or missing key stops the server with a non-zero exit
 # instead of a worker that BentoML restarts forever.
@@ -268,7 +323,9 @@ metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])]
 class MlgitopsService:
     """Predictions and explanations of the packaged pipeline, and what is deployed."""
 
-    packaged_model = bentoml.models.BentoModel(PACKAGED.tag)
+    # No `bentoml.models.BentoModel` attribute: BentoML would record it in the bento without
+    # the alias and so drop the pin (bento.yaml's service models replace the top-level ones).
+    # `make bento` names the model in the bentofile instead (serving/bento.py).
 
     def __init__(self) -> None:
         # Again in the worker: the file could change between import and load. The plaintext of
