@@ -310,10 +310,14 @@ def _charts_section(report: dict[str, Any], base: Snapshot, new: Snapshot) -> st
                 y_range=(0.0, 1.0),
             )
         )
-    confusion = charts.read_csv_text(new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+    confusion = charts.read_csv_text(
+        new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+    )
     if confusion is not None:
         parts.append("**Confusion matrix (this PR)**\n\n" + charts.confusion_table(confusion))
-        old = charts.read_csv_text(base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+        old = charts.read_csv_text(
+            base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+        )
         if old is not None:
             parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
     for path in new.listdir(f"{charts.PLOTS_DIR}/evaluate/roc"):
