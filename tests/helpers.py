@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PARAMS_PATH = PROJECT_ROOT / "tests" / "example_params.yaml"
 
 
 def tracked_files(root: Path) -> list[str]:
