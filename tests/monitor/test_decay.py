@@ -112,6 +112,19 @@ def test_latest_feedback_wins_and_unlabelled_predictions_are_left_out():
     assert joined["label"].tolist() == ["second"], f"joined {joined['label'].tolist()}"
 
 
+def _decay_command(tmp_path) -> int:
+    """`mlgitops monitor decay` on tmp_path/logs with TRAINING as the metrics, into out/."""
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(TRAINING))
+    options = {
+        "--logs": tmp_path / "logs",
+        "--metrics": metrics,
+        "--output-dir": tmp_path / "out",
+        "--params": EXAMPLE_PARAMS_PATH,
+    }
+    return main(["monitor", "decay", *(str(x) for pair in options.items() for x in pair)])
+
+
 def test_decay_command_reads_logs_and_feedback(tmp_path, capsys):
     # Given a log of 40 predictions with feedback, when `mlgitops monitor decay` runs, then it
     # writes decay.json and decay.md with one scored window.
@@ -127,23 +140,8 @@ def test_decay_command_reads_logs_and_feedback(tmp_path, capsys):
                 "timestamp": NOW.isoformat(),
             },
         )
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(TRAINING))
     out = tmp_path / "out"
-    code = main(
-        [
-            "monitor",
-            "decay",
-            "--logs",
-            str(tmp_path / "logs"),
-            "--metrics",
-            str(metrics),
-            "--output-dir",
-            str(out),
-            "--params",
-            str(EXAMPLE_PARAMS_PATH),
-        ]
-    )
+    code = _decay_command(tmp_path)
     assert code == 0, f"exit {code}: {capsys.readouterr()}"
     summary = json.loads((out / "decay.json").read_text())
     assert summary["latest"] == 1.0, f"latest window {summary['latest']}"
@@ -164,25 +162,11 @@ def test_decay_with_too_few_labels_cannot_judge(tmp_path, capsys):
     # Given fewer labelled predictions than min_labels, when `monitor decay` runs, then it
     # exits 2 (cannot judge) and says why, instead of "no decay".
     _labelled_log(tmp_path / "logs", 5)
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(TRAINING))
-    code = main(
-        [
-            "monitor",
-            "decay",
-            "--logs",
-            str(tmp_path / "logs"),
-            "--metrics",
-            str(metrics),
-            "--output-dir",
-            str(tmp_path / "out"),
-            "--params",
-            str(EXAMPLE_PARAMS_PATH),
-        ]
-    )
+    code = _decay_command(tmp_path)
     out = capsys.readouterr().out
     assert code == 2, f"exit {code}: {out}"
-    assert "cannot judge decay" in out and "no decay" not in out, out
+    assert "cannot judge decay" in out, out
+    assert "no decay" not in out, out
     assert "Not enough labelled predictions" in (tmp_path / "out" / "decay.md").read_text()
 
 

@@ -114,9 +114,8 @@ def test_simulate_traffic_stops_at_the_time_bound(stub, artifacts):
 
 
 def _typed_table(contract, *, rows: int, seed: int) -> pd.DataFrame:
-    from tables import table_from_contract
-
     from mlgitops.contract import check_table
+    from tables import table_from_contract
 
     typed, report = check_table(table_from_contract(contract, rows=rows, seed=seed), contract)
     assert report["valid"], report["failures"]
