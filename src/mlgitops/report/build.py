@@ -202,7 +202,7 @@ def _headline_section(report: dict[str, Any]) -> str:
 
 
 def _gate_section(verdict: dict[str, Any]) -> str:
-    icons = {"passed": "✅", "failed": "❌", "skipped": "➖"}
+    icons = {"passed": "✅", "failed": "❌", "skipped": "➖", "warned": "⚠️"}
     rows = [
         [icons[r["status"]] + " " + r["status"], r["rule"], r["against"], r["detail"]]
         for r in verdict["rules"]
