@@ -393,9 +393,12 @@ def _metrics_section(diff: list[dict[str, Any]]) -> str:
 def render(report: dict[str, Any], base: Snapshot, new: Snapshot) -> str:
     """The markdown report; the least important sections go first if it is too long."""
     head = report["head"]["sha"]
+    base_sha, base_rev = report["base"]["sha"], report["base"]["rev"]
+    # Name the base as it was asked for (a branch, a tag) when that is not the sha itself.
+    named = "" if base_sha.startswith(base_rev) else f" (`{base_rev}`)"
     title = (
         f"## mlgitops report: `{(head or 'workspace')[:12]}` vs base "
-        f"`{report['base']['sha'][:12]}`\n\n{_verdict_line(report['verdict'])}"
+        f"`{base_sha[:12]}`{named}\n\n{_verdict_line(report['verdict'])}"
     )
     if report["champion"]:
         deployed = str(report["champion"].get("commit", ""))[:12]
