@@ -310,6 +310,12 @@ class ServeParams(Section):
     # longer than the idle timeouts of clients and load balancers, so they close idle
     # connections first. A server closing one just as a client reuses it resets that request.
     keep_alive_s: Annotated[int, Field(ge=1, le=3600)] = 75
+    # Seconds a client has to send a request's whole body, else 408 (the client's error).
+    # Below the service's request timeout (60 s), whose 504 counts as a server error.
+    body_timeout_s: Annotated[float, Field(gt=0, lt=60)] = 20.0
+    # Seconds a client has to send a request's headers once it has started one, else the
+    # server closes the connection (a client trickling headers holds no connection for long).
+    header_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
     # fsync each request's prediction-log lines before answering: they then survive a power
     # loss, not only a crash of the server, for one disk flush per request.
     fsync_prediction_log: bool = False

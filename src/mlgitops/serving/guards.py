@@ -1,13 +1,14 @@
-"""ASGI guards around the service: API keys, unknown paths, body size and media type, and
-responses that match the published OpenAPI document.
+"""ASGI guards around the service: API keys, unknown paths, body size, media type and read
+time, responses that match the published OpenAPI document, and quiet logs of client errors.
 
 Each rejection is a JSON body shaped like BentoML's own validation errors,
 `{"error": ..., "detail": [{"loc": [...], "msg": ..., "type": ...}]}`, so a client handles
-every 4xx the same way.
+every 4xx the same way; no error body or log line carries a value the client sent.
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hmac
 import json
@@ -39,14 +40,105 @@ METADATA_PATH = "/metadata"
 BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
 GUARD_RESPONSES = {
     "401": "Missing or invalid API key",
+    "408": "Request body not received within serve.body_timeout_s",
     "413": "Request body larger than serve.max_body_bytes",
     "415": "Request body not sent as application/json",
 }
+# An error body keeps at most this many `detail` items, each text at most this long: a
+# request of 1,000 bad records gets a bounded answer, and the body stays far below 64 KiB.
+MAX_ERROR_DETAILS = 20
+MAX_ERROR_TEXT = 300
+# The `type` of an error body's `detail` when the error came without one, by status.
+ERROR_KINDS = {400: "invalid", 404: "not_found", 408: "timeout", 503: "unavailable"}
+# What a `loc` part that is not a name the service knows becomes (it came from the client).
+UNKNOWN_NAME = "unknown_field"
+# BentoML's logger of the exceptions its endpoint wrapper catches (`log_exception`).
+BENTOML_EXCEPTION_LOGGER = "bentoml._internal.server.http_app"
 
 
 def error_payload(message: str, *, loc: Sequence[str], kind: str) -> dict[str, Any]:
     """A rejection in the shape of BentoML's validation errors."""
     return {"error": message, "detail": [{"loc": list(loc), "msg": message, "type": kind}]}
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
+
+
+def conforming_error(payload: Any, *, status: int, known_names: frozenset[str]) -> dict[str, Any]:
+    """Any error body as the documented `{"error", "detail": [{loc, msg, type}]}`, bounded.
+
+    BentoML 1.4 answers a 4xx exception with a one-item list `[{"error": ...}]` and a 5xx
+    with `{"error": ...}` alone: both get a `detail`. A `loc` part that is not one of
+    `known_names` (field names, list indexes aside) is a name the client made up and becomes
+    `unknown_field`; texts and the number of items are capped.
+    """
+    if isinstance(payload, list) and len(payload) == 1 and isinstance(payload[0], dict):
+        payload = payload[0]
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), str):
+        payload = {"error": f"request failed with status {status}"}
+    message = _text(payload["error"])
+    items = payload.get("detail")
+    if not isinstance(items, list) or not items:
+        items = [{"loc": [], "msg": message, "type": ERROR_KINDS.get(status, "error")}]
+    details = []
+    for item in items[:MAX_ERROR_DETAILS]:
+        item = item if isinstance(item, dict) else {}
+        loc = item.get("loc") if isinstance(item.get("loc"), list) else []
+        details.append(
+            {
+                "loc": [
+                    part if isinstance(part, int) or part in known_names else UNKNOWN_NAME
+                    for part in loc
+                ],
+                "msg": _text(item.get("msg", message)),
+                "type": _text(item.get("type", ERROR_KINDS.get(status, "error"))),
+            }
+        )
+    if len(items) > MAX_ERROR_DETAILS:
+        more = f"{len(items) - MAX_ERROR_DETAILS} more errors not listed"
+        details.append({"loc": [], "msg": more, "type": "truncated"})
+    return {"error": message, "detail": details}
+
+
+class ClientErrorLogFilter(logging.Filter):
+    """Log a client's error caught by BentoML's endpoint wrapper as one WARNING line.
+
+    BentoML logs every exception its wrapper turns into a response at ERROR with the
+    traceback (`log_exception`), a refused label or record included, and a validation
+    error's text names what was sent. A client error (a pydantic `ValidationError`, or a
+    BentoML exception below 500) becomes one line naming the status, route and error types,
+    without values; server errors keep their traceback.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from bentoml.exceptions import BentoMLException
+        from pydantic import ValidationError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, ValidationError):
+            status = 400
+            kinds = sorted({item["type"] for item in error.errors(include_input=False)})
+        elif isinstance(error, BentoMLException) and error.error_code.value < 500:
+            status = error.error_code.value
+            kinds = [type(error).__name__]
+        else:
+            return True
+        args = record.args if isinstance(record.args, tuple) and len(record.args) >= 2 else ()
+        path, method = args[:2] if args else ("?", "?")
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.msg = "client error %d on %s [%s]: %s"
+        record.args = (status, path, method, ", ".join(kinds[:MAX_ERROR_DETAILS]))
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install `ClientErrorLogFilter` on BentoML's exception logger (once per process)."""
+    bentoml_logger = logging.getLogger(BENTOML_EXCEPTION_LOGGER)
+    if not any(isinstance(f, ClientErrorLogFilter) for f in bentoml_logger.filters):
+        bentoml_logger.addFilter(ClientErrorLogFilter())
 
 
 async def send_json(
@@ -150,7 +242,7 @@ def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
                 "requestBody" in operation
             ):  # BentoML leaves it optional; a POST without one is a 400
                 operation["requestBody"]["required"] = True
-            codes = ("401", "413", "415") if method in {"post", "put", "patch"} else ("401",)
+            codes = ("401", "408", "413", "415") if method in {"post", "put", "patch"} else ("401",)
             for code in codes:
                 operation["responses"].setdefault(
                     code,
@@ -166,36 +258,30 @@ class ConformingResponses:
     """Make the service's answers match its OpenAPI document (both found by the fuzzer).
 
     - `GET /docs.json` is served as `documented_openapi` corrects it;
-    - an error that BentoML 1.4 sends as a one-item JSON list `[{"error": ...}]` (what it
-      answers when an endpoint raises a 4xx BentoML exception) is sent as the documented
-      object `{"error": ...}`.
+    - every error is sent as the documented `{"error", "detail": [{loc, msg, type}]}`,
+      bounded in size and without names the client made up (`conforming_error`).
 
     Only those responses are buffered; every other one streams through untouched.
     """
 
-    def __init__(self, app: ASGIApp):
+    def __init__(self, app: ASGIApp, *, known_names: Iterable[str] = ()):
         self.app = app
+        self.known_names = frozenset(known_names)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
-    @staticmethod
-    def _rewrite(body: bytes, *, docs: bool) -> bytes:
+    def _rewrite(self, body: bytes, *, docs: bool, status: int) -> bytes:
         try:
             payload = json.loads(body)
         except ValueError:
+            payload = None
+        if docs and status < 400:
+            if isinstance(payload, dict) and "paths" in payload:
+                return json.dumps(documented_openapi(payload)).encode("utf-8")
             return body
-        if docs and isinstance(payload, dict) and "paths" in payload:
-            return json.dumps(documented_openapi(payload)).encode("utf-8")
-        if (
-            not docs
-            and isinstance(payload, list)
-            and len(payload) == 1
-            and isinstance(payload[0], dict)
-            and "error" in payload[0]
-        ):
-            return json.dumps(payload[0]).encode("utf-8")
-        return body
+        error = conforming_error(payload, status=status, known_names=self.known_names)
+        return json.dumps(error).encode("utf-8")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -216,12 +302,15 @@ class ConformingResponses:
             body.extend(message.get("body", b""))
             if message.get("more_body", False):
                 return
-            content = self._rewrite(bytes(body), docs=docs)
+            status = start["status"]
+            content = self._rewrite(bytes(body), docs=docs, status=status)
             headers = [
                 (key, value)
                 for key, value in start.get("headers") or ()
-                if key.lower() != b"content-length"
+                if key.lower() not in {b"content-length", b"content-type"} or status < 400
             ]
+            if status >= 400:
+                headers.append((b"content-type", JSON_MEDIA_TYPE.encode()))
             headers.append((b"content-length", str(len(content)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": content})
@@ -238,10 +327,15 @@ class KnownPathsOnly:
     """
 
     def __init__(
-        self, app: ASGIApp, *, routes: Sequence[BaseRoute], on_unknown: Callable[[], None]
+        self,
+        app: ASGIApp,
+        *,
+        routes: Sequence[BaseRoute],
+        on_unknown: Callable[[], None],
+        known_names: Iterable[str] = (),
     ):
         # Every answer of the app also matches the OpenAPI document it publishes.
-        self.app = ConformingResponses(app)
+        self.app = ConformingResponses(app, known_names=known_names)
         self.routes = list(routes)
         self.on_unknown = on_unknown
 
@@ -344,10 +438,13 @@ class ApiKeyAuth:
 
 
 class RequestGuard:
-    """Refuse request bodies over `max_body_bytes` (413) and bodies that are not JSON (415).
+    """Refuse request bodies over `max_body_bytes` (413), bodies that are not JSON (415) and
+    bodies not received within `body_timeout_s` (408).
 
     The body is read here, up to the limit, and handed on whole: the application never
-    starts on a body that turns out to be too large halfway through.
+    starts on a body that turns out to be too large halfway through. A client trickling its
+    body is the client's error (408), answered before BentoML's request timeout would count
+    it as the server's (504).
     """
 
     def __init__(
@@ -355,10 +452,12 @@ class RequestGuard:
         app: ASGIApp,
         *,
         max_body_bytes: int,
+        body_timeout_s: float | None = None,
         on_reject: Callable[[str, str], None] = lambda path, field: None,
     ):
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
         self.on_reject = on_reject
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
@@ -373,7 +472,8 @@ class RequestGuard:
         media_type = (header(scope, b"content-type") or JSON_MEDIA_TYPE).split(";")[0]
         if media_type.strip().lower() != JSON_MEDIA_TYPE:
             self.on_reject(scope["path"], "content-type")
-            message = f"send the body as {JSON_MEDIA_TYPE}, got {media_type.strip()[:100]!r}"
+            # The media type sent is not repeated: nothing a client sends is echoed.
+            message = f"send the body as {JSON_MEDIA_TYPE} (Content-Type: {JSON_MEDIA_TYPE})"
             await send_json(
                 send,
                 415,
@@ -385,16 +485,35 @@ class RequestGuard:
             await self._too_large(scope, send)
             return
         body = bytearray()
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.max_body_bytes:
-                await self._too_large(scope, send)
-                return
+        try:
+            async with asyncio.timeout(self.body_timeout_s):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    body += message.get("body", b"")
+                    more = message.get("more_body", False)
+                    if len(body) > self.max_body_bytes:
+                        await self._too_large(scope, send)
+                        return
+        except TimeoutError:
+            self.on_reject(scope["path"], "body")
+            logger.warning(
+                "request body on %s not received within %g s: answered 408",
+                scope["path"],
+                self.body_timeout_s,
+            )
+            message_text = (
+                f"request body not received within {self.body_timeout_s:g} s; send it at once"
+            )
+            await send_json(
+                send,
+                408,
+                error_payload(message_text, loc=["body"], kind="timeout"),
+                headers=[(b"connection", b"close")],
+            )
+            return
         replayed = False
 
         async def replay() -> Message:

@@ -15,9 +15,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 import pandas as pd
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     StringConstraints,
     ValidationError,
     create_model,
@@ -245,6 +247,87 @@ def records_frame(records: Sequence[RecordBase], contract: ContractParams) -> pd
         },
         columns=list(contract.features),
     )
+
+
+def class_values(contract: ContractParams, classes: Sequence[str]) -> tuple[Any, ...]:
+    """The model's classes (stored as text) as the target column holds them in the data.
+
+    An `int` target's classes are ints, a `bool` target's are booleans, a `category`
+    target's are its text (numeric-looking text such as "01" stays text).
+    """
+    dtype = contract.columns[contract.target].dtype
+    if dtype == "int":
+        return tuple(int(text) for text in classes)
+    if dtype == "bool":
+        return tuple(_BOOL_TEXT[text] for text in classes)
+    return tuple(classes)
+
+
+def label_annotation(contract: ContractParams, classes: Sequence[str]) -> Any:
+    """The type of a target value in requests and responses: one of the classes, typed as in
+    the data, for a classifier; a finite number for a regressor."""
+    if contract.task == "regression":
+        return Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    values = class_values(contract, classes)
+    allowed = frozenset(values)
+
+    def one_of_the_classes(value: Any) -> Any:
+        if value not in allowed:
+            raise ValueError(f"must be one of the model's classes {list(values)}")
+        return value
+
+    # A strict type and a membership check rather than a `Literal`: pydantic matches JSON
+    # `true` and `1.0` to the literal `1`, and `0` to `False`.
+    kind = {"int": int, "bool": bool}.get(contract.columns[contract.target].dtype, str)
+    return Annotated[
+        kind,
+        Strict(),
+        AfterValidator(one_of_the_classes),
+        Field(json_schema_extra={"enum": list(values)}),
+    ]
+
+
+class FeedbackBase(BaseModel):
+    """The body of `POST /feedback`; `feedback_model` types its `label` from the contract."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+def feedback_model(contract: ContractParams, classes: Sequence[str]) -> type:
+    """The body of `POST /feedback`: a prediction id and the true label, typed by the target."""
+    described = (
+        f"The true class, one of {list(class_values(contract, classes))} (as in the "
+        f"'{contract.target}' column)"
+        if contract.task == "classification"
+        else f"The true value of '{contract.target}'"
+    )
+    return create_model(
+        "Feedback",
+        __base__=FeedbackBase,
+        __module__=__name__,
+        __doc__="Ground truth for one earlier prediction.",
+        prediction_id=(
+            str,
+            Field(pattern=r"^[0-9a-f]{32}$", description="The `request_id` /predict returned."),
+        ),
+        label=(label_annotation(contract, classes), Field(description=described + ".")),
+    )
+
+
+def response_models(contract: ContractParams, classes: Sequence[str]) -> tuple[type, type]:
+    """`Prediction` and `Explanation` with `prediction` typed as the contract's target."""
+    label = label_annotation(contract, classes)
+    prediction, explanation = (
+        create_model(
+            base.__name__,
+            __base__=base,
+            __module__=__name__,
+            __doc__=base.__doc__,
+            prediction=(label, Field(description="Predicted class, or value for a regressor.")),
+        )
+        for base in (Prediction, Explanation)
+    )
+    return prediction, explanation
 
 
 class Prediction(BaseModel):

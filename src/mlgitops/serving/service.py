@@ -27,7 +27,7 @@ import pandas as pd
 import prometheus_client
 import yaml
 from bentoml.validators import ContentType
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,17 +35,24 @@ from starlette.routing import Route
 
 from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
 from mlgitops.monitor.logs import append_feedback, prediction_exists
-from mlgitops.serving.guards import ApiKeyAuth, KnownPathsOnly, RequestGuard
+from mlgitops.serving.guards import (
+    ApiKeyAuth,
+    KnownPathsOnly,
+    RequestGuard,
+    error_payload,
+    quiet_client_errors,
+)
 from mlgitops.serving.package import BACKGROUND_FILE, MODEL_NAME, read_model
 from mlgitops.serving.prediction_log import PredictionLogMonitor
 from mlgitops.serving.schema import (
     Contribution,
-    Explanation,
     Metadata,
-    Prediction,
+    class_values,
+    feedback_model,
     record_model,
     records_frame,
     request_model,
+    response_models,
     typed_frame,
 )
 from mlgitops.stages.explain import shap_by_feature
@@ -206,13 +213,21 @@ ExplainRequest = request_model(
 )
 
 
-class Feedback(BaseModel):
-    """Ground truth for one earlier prediction."""
+# The target's values as the data holds them (ints, booleans, text), in requests and responses.
+Feedback = feedback_model(PACKAGED.contract, PACKAGED.classes)
+Prediction, Explanation = response_models(PACKAGED.contract, PACKAGED.classes)
 
-    prediction_id: str = Field(
-        pattern=r"^[0-9a-f]{32}$", description="The `request_id` /predict returned."
-    )
-    label: str | float = Field(description="The true class, or value for a regressor.")
+
+# The names an error's `loc` may show: anything else in one came from the client.
+KNOWN_NAMES = frozenset(
+    {
+        *("body", "records", "path", "header", "Authorization", "Content-Type"),
+        *PACKAGED.contract.columns,
+        *Feedback.model_fields,
+    }
+)
+# BentoML logs each client error at ERROR with a traceback: one WARNING line instead.
+quiet_client_errors()
 
 
 class FeedbackReceipt(BaseModel):
@@ -227,7 +242,9 @@ class GuardedService(bentoml.Service):
 
     def to_asgi(self, is_main: bool = True) -> Any:
         app = super().to_asgi(is_main=is_main)
-        known = KnownPathsOnly(app, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc)
+        known = KnownPathsOnly(
+            app, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc, known_names=KNOWN_NAMES
+        )
         return ApiKeyAuth(known, keys_env=SERVE.api_keys_env, on_refuse=UNAUTHORIZED.inc)
 
 
@@ -260,6 +277,12 @@ class MlgitopsService:
         self.pipeline = joblib.load(io.BytesIO(model))
         self.contract = PACKAGED.contract
         self.classes = np.asarray(PACKAGED.classes, dtype=object) if PACKAGED.classes else None
+        # Class text (as the model and the prediction log hold it) -> the value as the data
+        # holds it (what responses carry and /feedback accepts), and back.
+        self.class_value = dict(
+            zip(PACKAGED.classes, class_values(self.contract, PACKAGED.classes), strict=True)
+        )
+        self.class_text = {value: text for text, value in self.class_value.items()}
         self.background = typed_frame(
             # Text as written (a category such as "NA" stays itself); only empty cells are missing.
             pd.read_csv(
@@ -380,7 +403,7 @@ class MlgitopsService:
         return [
             Prediction.model_construct(
                 request_id=request_id,
-                prediction=output,
+                prediction=self.class_value.get(output, output),
                 probabilities=probability,
                 model_version=PACKAGED.version,
                 warnings=warning,
@@ -405,7 +428,7 @@ class MlgitopsService:
             explanations.append(
                 Explanation(
                     request_id=uuid.uuid4().hex,
-                    prediction=outputs[i],
+                    prediction=self.class_value.get(outputs[i], outputs[i]),
                     explained_output=str(outputs[i]) if proba is not None else None,
                     contributions=[
                         Contribution(feature=names[j], value=round(float(contributions[j]), 6))
@@ -417,26 +440,31 @@ class MlgitopsService:
         return explanations
 
     @bentoml.api(input_spec=Feedback)
-    def feedback(self, prediction_id: str, label: str | float) -> FeedbackReceipt:
-        """Record the ground truth of an earlier prediction (append-only, fsynced)."""
-        if self.classes is not None and str(label) not in set(self.classes.tolist()):
-            raise bentoml.exceptions.InvalidArgument(
-                f"label must be one of the model's classes {self.classes.tolist()}, got {label!r}"
-            )
-        if self.classes is None and isinstance(label, str):
-            raise bentoml.exceptions.InvalidArgument("label must be a number for a regressor")
+    def feedback(self, prediction_id: str, label: Any) -> FeedbackReceipt:
+        """Record the ground truth of an earlier prediction (append-only, fsynced).
+
+        The request model already refused a label that is not one of the classes (typed as
+        the target column holds them) or, for a regressor, not a finite number.
+        """
         if not prediction_exists(Path(self.log_dir), prediction_id):
-            raise bentoml.exceptions.NotFound(
-                f"no prediction with id {prediction_id} in the prediction log; send the "
-                "request_id that /predict returned (records past monitor.retention_days or "
-                "erased on request are gone)"
+            message = (
+                "no prediction with this id in the prediction log; send the request_id that "
+                "/predict returned (records past monitor.retention_days or erased on request "
+                "are gone)"
+            )
+            # A response rather than BentoML's NotFound, which would lose the documented
+            # `detail` and log a traceback for a client's mistake.
+            return JSONResponse(  # type: ignore[return-value]
+                error_payload(message, loc=["body", "prediction_id"], kind="not_found"),
+                status_code=404,
             )
         now = dt.datetime.now(dt.UTC).isoformat()
         append_feedback(
             Path(self.log_dir),
             {
                 "prediction_id": prediction_id,
-                "label": str(label) if self.classes is not None else float(label),
+                # The log holds the class text, as predictions are logged.
+                "label": self.class_text[label] if self.classes is not None else float(label),
                 "timestamp": now,
                 "model_md5": PACKAGED.labels.get("model_md5"),
             },
@@ -445,5 +473,8 @@ class MlgitopsService:
 
 
 MlgitopsService.add_asgi_middleware(
-    RequestGuard, max_body_bytes=SERVE.max_body_bytes, on_reject=count_rejection
+    RequestGuard,
+    max_body_bytes=SERVE.max_body_bytes,
+    body_timeout_s=SERVE.body_timeout_s,
+    on_reject=count_rejection,
 )

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import shap
+from sklearn.base import is_classifier
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -69,15 +70,22 @@ def shap_by_feature(
     """SHAP values summed over each original feature's encoded columns.
 
     Returns:
-        An array of rows x original features (x classes, for classifiers) and the feature names.
+        An array of rows x original features x outputs, and the feature names. A classifier
+        has one output per class, in the order of `classes_`; a regressor has one.
     """
     encode = model[:-1]
+    estimator = model[-1]
     encoded = np.asarray(encode.transform(features), dtype="float64")
     encoded_background = np.asarray(encode.transform(background), dtype="float64")
-    explanation = _explainer(model[-1], encoded_background, seed=seed)(encoded)
+    explanation = _explainer(estimator, encoded_background, seed=seed)(encoded)
     values = np.asarray(explanation.values, dtype="float64")
     if values.ndim == 2:
         values = values[:, :, np.newaxis]
+    if is_classifier(estimator) and len(estimator.classes_) == 2 and values.shape[2] == 1:
+        # A binary logistic regression or gradient boosting explains one log-odds, that of
+        # `classes_[1]`; the first class's log-odds is its negation, so each class gets its own
+        # contributions, additive in its own log-odds.
+        values = np.concatenate([-values, values], axis=2)
     owners = encoded_feature_owners(model.named_steps["preprocess"])
     names = list(dict.fromkeys(owners))
     owner_index = np.array([names.index(owner) for owner in owners])
