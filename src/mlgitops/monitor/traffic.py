@@ -38,15 +38,13 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def sample_records(
-    frame: pd.DataFrame, contract: ContractParams, *, count: int, shift: float, seed: int
-) -> list[dict[str, Any]]:
-    """Up to `count` distinct rows of `frame`'s features, in random order, shifted by `shift`.
+def draw_rows(frame: pd.DataFrame, *, count: int, seed: int) -> pd.DataFrame:
+    """Up to `count` distinct rows of `frame`, in a random order drawn from `seed`.
 
     Rows are drawn without replacement: repeating rows of a small test split would make the
     traffic look like a different distribution to the drift tests (ties the training data
-    does not have), so `--shift 0` would report drift that is not there. A split smaller
-    than `count` is sent whole.
+    does not have), so `--shift 0` would report drift that is not there. A frame smaller
+    than `count` is returned whole.
     """
     if count > len(frame):
         logger.warning(
@@ -55,12 +53,22 @@ def sample_records(
             count,
             len(frame),
         )
-    rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(frame))[:count]
-    rows = frame.iloc[chosen].reset_index(drop=True)
-    rows = shift_rows(rows[list(contract.features)], contract, shift)
+    chosen = np.random.default_rng(seed).permutation(len(frame))[:count]
+    return frame.iloc[chosen].reset_index(drop=True)
+
+
+def to_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Request records from typed rows: plain JSON values, missing values left out."""
     records = rows.astype(object).where(rows.notna(), None).to_dict("records")
     return [{k: _plain(v) for k, v in r.items() if v is not None} for r in records]
+
+
+def sample_records(
+    frame: pd.DataFrame, contract: ContractParams, *, count: int, shift: float, seed: int
+) -> list[dict[str, Any]]:
+    """Up to `count` distinct rows of `frame`'s features (`draw_rows`), shifted by `shift`."""
+    rows = draw_rows(frame, count=count, seed=seed)
+    return to_records(shift_rows(rows[list(contract.features)], contract, shift))
 
 
 @dataclass(frozen=True)
