@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, copy_project, run
+from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, copy_project, fetch_data, run
 from mlgitops.config import Params, load_params
 
 TIERS = (
@@ -133,6 +133,6 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return PROJECT_ROOT
     folder = tmp_path_factory.mktemp("trained")
     target = copy_project(folder / "project", remote=folder / "remote")
-    run(["mlgitops", "data", "fetch"], target)
+    fetch_data(target)
     run(["dvc", "repro"], target)
     return target
