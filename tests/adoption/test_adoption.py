@@ -149,7 +149,11 @@ def _check_service(seen: dict[str, Any], params: Any) -> None:
     assert seen["feedback"] == [200], f"/feedback answered {seen['feedback']}"
     assert seen["metadata"] == 200, "/metadata failed"
     described = json.dumps(seen["metadata_body"], ensure_ascii=False)
-    missing = [name for name in params.contract.features if json.dumps(name)[1:-1] not in described]
+    missing = [
+        name
+        for name in params.contract.features
+        if json.dumps(name, ensure_ascii=False)[1:-1] not in described
+    ]
     assert not missing, f"/metadata does not describe the features {missing}"
     assert seen["bad_record"] == 400, f"an unknown field got {seen['bad_record']}"
     assert seen["bad_feedback"] == 400, f"a list as label got {seen['bad_feedback']}"
