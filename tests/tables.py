@@ -208,7 +208,7 @@ def random_shape(seed: int, *, task: str, target_dtype: str, classes: int = 2) -
             "non_inferiority": {m: {"margin": 0.05} for m in headline if m.endswith("_score")},
         },
     }
-    if estimator in {"random_forest"}:
+    if estimator == "random_forest":
         params["train"]["estimator"]["n_estimators"] = 30
     if estimator == "hist_gradient_boosting":
         params["train"]["estimator"]["max_iter"] = 30
