@@ -7,8 +7,11 @@ service's ASGI app; these tests drive that wrapper with a stand-in app, no serve
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
+
+import pytest
 
 from helpers import call_asgi
 from mlgitops.serving.guards import ConformingResponses, documented_openapi
@@ -136,13 +139,46 @@ def test_served_document_is_the_documented_one():
     assert "/metadata" in served["paths"], "GET /metadata is missing from the served document"
 
 
+def response_headers(app: Any, path: str, method: str = "GET") -> list[tuple[bytes, bytes]]:
+    """Every header of the response start an app sends, duplicates kept."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(app(scope, receive, send))
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    return list(start["headers"])
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "path"),
+    [(200, bentoml_spec(), "/docs.json"), (404, [{"error": "x"}], "/feedback")],
+)
+def test_rewritten_responses_carry_one_content_length_and_type(status, payload, path):
+    # Given a response the wrapper rewrites (the document, an error), then it has exactly one
+    # content-length (two conflicting ones make clients drop the response) and content-type.
+    app = ConformingResponses(json_app(status, payload, chunks=2))
+    names = [key.lower() for key, _ in response_headers(app, path)]
+    assert names.count(b"content-length") == 1, f"content-length headers: {names}"
+    assert names.count(b"content-type") == 1, f"content-type headers: {names}"
+
+
 def test_error_body_wrapped_in_a_list_becomes_the_documented_object():
     # Given an endpoint raising a 4xx BentoML exception, which BentoML 1.4 sends as a one-item
-    # list `[{"error": ...}]`, then the client gets the documented object `{"error": ...}`.
-    app = ConformingResponses(json_app(404, [{"error": "no prediction with id x"}]))
+    # list `[{"error": ...}]`, then the client gets the documented object
+    # `{"error", "detail": [{loc, msg, type}]}`.
+    app = ConformingResponses(json_app(404, [{"error": "no prediction here"}]))
     status, headers, body = call(app, "/feedback", method="POST")
     assert status == 404, status
-    assert json.loads(body) == {"error": "no prediction with id x"}, body
+    assert json.loads(body) == {
+        "error": "no prediction here",
+        "detail": [{"loc": [], "msg": "no prediction here", "type": "not_found"}],
+    }, body
     assert int(headers[b"content-length"]) == len(body), "content-length not updated"
 
 

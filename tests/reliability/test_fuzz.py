@@ -72,6 +72,15 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_document(bento_server, seed):
         if path == "/predict" and mode == "positive" and status == 200
     )
     assert positive_ok, f"no valid /predict request was answered 200:\n{summary}"
+    # A /feedback body the document calls valid is never refused as invalid (400): its label
+    # is typed from the contract's target. (A made-up, well-formed prediction id is a 404.)
+    feedback = {
+        status: n
+        for (path, mode, status), n in sent.items()
+        if path == "/feedback" and mode == "positive"
+    }
+    assert feedback, f"/feedback was not fuzzed with valid bodies:\n{summary}"
+    assert 400 not in feedback, f"valid /feedback bodies refused with 400: {feedback}"
     # GET /metadata is a route mounted next to BentoML's; only the corrected document has it.
     assert sent[("/metadata", "positive", 200)], f"/metadata was not fuzzed:\n{summary}"
     print(f"\n{total} fuzzed requests, by (path, mode, status):\n{summary}")

@@ -43,11 +43,15 @@ GUARD_RESPONSES = {
     "408": "Request body not received within serve.body_timeout_s",
     "413": "Request body larger than serve.max_body_bytes",
     "415": "Request body not sent as application/json",
+    "404": "No prediction with this id in the prediction log",
 }
+# The route that answers 404 for a prediction id it does not know.
+FEEDBACK_PATH = "/feedback"
 # An error body keeps at most this many `detail` items, each text at most this long: a
 # request of 1,000 bad records gets a bounded answer, and the body stays far below 64 KiB.
 MAX_ERROR_DETAILS = 20
 MAX_ERROR_TEXT = 300
+MAX_LOC_PARTS = 10
 # The `type` of an error body's `detail` when the error came without one, by status.
 ERROR_KINDS = {400: "invalid", 404: "not_found", 408: "timeout", 503: "unavailable"}
 # What a `loc` part that is not a name the service knows becomes (it came from the client).
@@ -89,8 +93,11 @@ def conforming_error(payload: Any, *, status: int, known_names: frozenset[str]) 
         details.append(
             {
                 "loc": [
-                    part if isinstance(part, int) or part in known_names else UNKNOWN_NAME
-                    for part in loc
+                    part
+                    if (isinstance(part, int) and not isinstance(part, bool))
+                    or (isinstance(part, str) and part in known_names)
+                    else UNKNOWN_NAME
+                    for part in loc[:MAX_LOC_PARTS]
                 ],
                 "msg": _text(item.get("msg", message)),
                 "type": _text(item.get("type", ERROR_KINDS.get(status, "error"))),
@@ -175,8 +182,9 @@ def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
     """BentoML's OpenAPI document, corrected to describe what the service really answers.
 
     BentoML declares an error's `detail` a string, but a validation error (400) sends a list
-    of `{loc, msg, type}`; and it knows nothing of the guards: the API key (401), the body
-    size (413) and the media type (415); nor of `GET /metadata`, a mounted Starlette route;
+    of `{loc, msg, type}`; and it knows nothing of the guards: the API key (401), the body's
+    read time (408), size (413) and media type (415); nor of /feedback's 404 for an unknown
+    prediction id; nor of `GET /metadata`, a mounted Starlette route;
     and it leaves request bodies optional, though every endpoint answers 400 without one.
     Returns a corrected copy.
     """
@@ -243,6 +251,8 @@ def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
             ):  # BentoML leaves it optional; a POST without one is a 400
                 operation["requestBody"]["required"] = True
             codes = ("401", "408", "413", "415") if method in {"post", "put", "patch"} else ("401",)
+            if path == FEEDBACK_PATH:
+                codes = (*codes, "404")
             for code in codes:
                 operation["responses"].setdefault(
                     code,
@@ -304,10 +314,13 @@ class ConformingResponses:
                 return
             status = start["status"]
             content = self._rewrite(bytes(body), docs=docs, status=status)
+            replaced = (
+                {b"content-length", b"content-type"} if status >= 400 else {b"content-length"}
+            )
             headers = [
                 (key, value)
                 for key, value in start.get("headers") or ()
-                if key.lower() not in {b"content-length", b"content-type"} or status < 400
+                if key.lower() not in replaced
             ]
             if status >= 400:
                 headers.append((b"content-type", JSON_MEDIA_TYPE.encode()))

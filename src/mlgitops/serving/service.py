@@ -35,6 +35,7 @@ from starlette.routing import Route
 
 from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
 from mlgitops.monitor.logs import append_feedback, prediction_exists
+from mlgitops.serving.connections import bound_header_time
 from mlgitops.serving.guards import (
     ApiKeyAuth,
     KnownPathsOnly,
@@ -228,6 +229,8 @@ KNOWN_NAMES = frozenset(
 )
 # BentoML logs each client error at ERROR with a traceback: one WARNING line instead.
 quiet_client_errors()
+# uvicorn waits for request headers as long as a client trickles them: bound that time.
+bound_header_time(SERVE.header_timeout_s)
 
 
 class FeedbackReceipt(BaseModel):
@@ -452,8 +455,7 @@ class MlgitopsService:
                 "/predict returned (records past monitor.retention_days or erased on request "
                 "are gone)"
             )
-            # A response rather than BentoML's NotFound, which would lose the documented
-            # `detail` and log a traceback for a client's mistake.
+            # A response rather than BentoML's NotFound, whose body cannot name the field.
             return JSONResponse(  # type: ignore[return-value]
                 error_payload(message, loc=["body", "prediction_id"], kind="not_found"),
                 status_code=404,
