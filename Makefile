@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv data repro metrics report gate test test-fast lint format lock bench-pipeline bench-rollback clean
+.PHONY: help venv adopt data repro metrics report gate test test-fast lint format lock bench-pipeline bench-rollback clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,10 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stale)
+
+adopt: $(STAMP) ## Adopt your CSV: make adopt DATA=my.csv TARGET=column [TASK=regression]
+	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make adopt DATA=my.csv TARGET=column [TASK=classification|regression]"; exit 2; }
+	mlgitops init --data "$(DATA)" --target "$(TARGET)" $(if $(TASK),--task $(TASK))
 
 data: $(STAMP) ## Get data/raw.csv: dvc pull, or the palmerpenguins package offline
 	mlgitops data fetch
@@ -122,8 +126,8 @@ kube-manifests: $(STAMP) ## Print what the last Kubernetes release applied (else
 	kubectl kustomize $(if $(wildcard .mlgitops/k8s/kustomization.yaml),.mlgitops/k8s,deploy/k8s)
 
 # Monitoring (src/mlgitops/monitor/). `monitor` judges the prediction log of `make serve` (or
-# LOGS=<dir>) against the training data: drift then decay, reports in monitor/; it exits 1 when
-# either is found. `simulate-traffic` sends held-out rows, shifted by SHIFT standard deviations,
+# LOGS=<dir>) against the training data: drift then decay (decay runs whatever drift found),
+# reports in monitor/; it exits 1 when either is found, 2 when one cannot judge. `simulate-traffic` sends held-out rows, shifted by SHIFT standard deviations,
 # to a running service (URL, default `make serve`'s address; key from $MLGITOPS_API_KEY).
 LOGS ?= .mlgitops/predictions
 URL ?= http://$(SERVE_HOST):$(SERVE_PORT)
@@ -131,8 +135,7 @@ SHIFT ?= 0
 
 .PHONY: monitor simulate-traffic prune-logs
 monitor: $(STAMP) ## Drift and decay of the prediction log (LOGS=...) into monitor/; exit 1 if found
-	mlgitops monitor drift --logs $(LOGS) --output-dir monitor
-	mlgitops monitor decay --logs $(LOGS) --output-dir monitor
+	mlgitops monitor check --logs $(LOGS) --output-dir monitor
 
 simulate-traffic: $(STAMP) ## Send held-out rows (shifted by SHIFT std) to the service at URL
 	mlgitops simulate-traffic --url $(URL) --shift $(SHIFT)

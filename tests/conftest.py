@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import PROJECT_ROOT, copy_project, run
+from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, copy_project, fetch_data, run
 from mlgitops.config import Params, load_params
 
 TIERS = (
@@ -23,6 +23,7 @@ TIERS = (
     "lifecycle",
     "monitor",
     "reliability",
+    "adoption",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -44,24 +45,51 @@ def seed() -> int:
 
 @pytest.fixture(scope="session")
 def params() -> Params:
-    """The project's own params.yaml."""
+    """The project's own params.yaml: whatever table the project has adopted."""
     return load_params(PROJECT_ROOT / "params.yaml")
 
 
+# Enough rows for a stratified split, bootstrap intervals and per-class tables.
+GENERATED_ROWS = 300
+
+
 @pytest.fixture(scope="session")
-def raw_data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default raw table, written from the registry package as `make data` does offline."""
+def raw_text(params: Params, seed: int) -> pd.DataFrame:
+    """A raw table made from the project's contract, as text cells the way the pipeline
+    reads them: it holds for any table the project adopts."""
+    from tables import table_from_contract
+
+    return table_from_contract(params.contract, rows=GENERATED_ROWS, seed=seed)
+
+
+@pytest.fixture(scope="session")
+def raw_data_path(raw_text: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`raw_text` written as the project's data/raw.csv would be."""
+    path = tmp_path_factory.mktemp("raw") / "raw.csv"
+    raw_text.to_csv(path, index=False, lineterminator="\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def example_params() -> Params:
+    """The example project's params (the penguins), for tests about the example data."""
+    return load_params(EXAMPLE_PARAMS_PATH)
+
+
+@pytest.fixture(scope="session")
+def example_data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example raw table, written from the registry package as `make data` does offline."""
     from mlgitops.data import write_default_dataset
 
-    return write_default_dataset(tmp_path_factory.mktemp("raw") / "raw.csv")
+    return write_default_dataset(tmp_path_factory.mktemp("example") / "raw.csv")
 
 
 @pytest.fixture(scope="session")
-def raw_text(raw_data_path: Path) -> pd.DataFrame:
-    """The raw table as text cells, the way the pipeline reads it."""
+def example_text(example_data_path: Path) -> pd.DataFrame:
+    """The example raw table as text cells."""
     from mlgitops.contract import read_table
 
-    return read_table(raw_data_path)
+    return read_table(example_data_path)
 
 
 @pytest.fixture
@@ -105,6 +133,6 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return PROJECT_ROOT
     folder = tmp_path_factory.mktemp("trained")
     target = copy_project(folder / "project", remote=folder / "remote")
-    run(["mlgitops", "data", "fetch"], target)
+    fetch_data(target)
     run(["dvc", "repro"], target)
     return target

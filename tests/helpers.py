@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE_PARAMS_PATH = PROJECT_ROOT / "tests" / "example_params.yaml"
 
 
 def tracked_files(root: Path) -> list[str]:
@@ -49,6 +50,20 @@ def copy_project(target: Path, *, remote: Path) -> Path:
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
     run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], target)
     return target
+
+
+def fetch_data(project: Path) -> None:
+    """Get a project copy's raw data as a clone would: `mlgitops data fetch`.
+
+    The copy's remote is an empty folder, so only the example's data (from its package) can
+    be fetched. An adopted project's data lives in its team's remote; this machine's
+    workspace copy of it stands in for that `dvc pull`.
+    """
+    from mlgitops.data import EXAMPLE_DATA_MD5, pointer_md5
+
+    if pointer_md5(project) != EXAMPLE_DATA_MD5 and (PROJECT_ROOT / "data").is_dir():
+        shutil.copytree(PROJECT_ROOT / "data", project / "data", dirs_exist_ok=True)
+    run(["mlgitops", "data", "fetch"], project)
 
 
 @dataclass(frozen=True)

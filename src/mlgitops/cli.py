@@ -8,6 +8,7 @@ import logging
 import os
 from pathlib import Path
 
+from mlgitops.adopt import register_adopt_commands
 from mlgitops.deploy.commands import register_deploy_commands
 from mlgitops.deploy.orchestrate import add_deploy_command
 from mlgitops.logs import configure_logging
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     deployed.add_argument("--workflow", default="deploy.yml", help="the deploy workflow's file")
     deployed.add_argument("--branch", default="main", help="the branch deploys run from")
     deployed.set_defaults(handler=_fetch_deployments)
+    register_adopt_commands(commands)
     register_serving_commands(commands)
     add_deploy_command(commands)
     register_deploy_commands(commands)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -93,20 +94,31 @@ class ContractParams(Section):
 
     @model_validator(mode="after")
     def _one_target(self) -> ContractParams:
+        problems = []
         targets = [name for name, spec in self.columns.items() if spec.role == "target"]
         if len(targets) != 1:
-            raise ValueError(f"exactly one column must have role 'target', got {targets}")
-        target_spec = self.columns[targets[0]]
-        if target_spec.nullable:
-            raise ValueError(f"the target column '{targets[0]}' cannot be nullable")
-        if self.task == "classification" and target_spec.dtype not in {"category", "bool", "int"}:
-            raise ValueError(
-                f"a classification target must be category, bool or int, got '{target_spec.dtype}'"
-            )
-        if self.task == "regression" and target_spec.dtype not in NUMERIC_DTYPES:
-            raise ValueError(f"a regression target must be float or int, got '{target_spec.dtype}'")
+            problems.append(f"exactly one column must have role 'target', got {targets}")
+        else:
+            target_spec = self.columns[targets[0]]
+            if target_spec.nullable:
+                problems.append(f"the target column '{targets[0]}' cannot be nullable")
+            if self.task == "classification" and target_spec.dtype not in {
+                "category",
+                "bool",
+                "int",
+            }:
+                problems.append(
+                    "a classification target must be category, bool or int, "
+                    f"got '{target_spec.dtype}'"
+                )
+            if self.task == "regression" and target_spec.dtype not in NUMERIC_DTYPES:
+                problems.append(
+                    f"a regression target must be float or int, got '{target_spec.dtype}'"
+                )
         if not self.features:
-            raise ValueError("the contract declares no column with role 'feature'")
+            problems.append("the contract declares no column with role 'feature'")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
 
     def _with_role(self, role: Role) -> tuple[str, ...]:
@@ -403,51 +415,10 @@ class Params(Section):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Params:
-        contract = self.contract
-        task = contract.task
-        estimator = self.train.estimator.name
-        if task not in ESTIMATOR_TASKS[estimator]:
-            raise ValueError(
-                f"train.estimator.name '{estimator}' does not support task '{task}'; "
-                f"for {task} use one of "
-                f"{sorted(n for n, tasks in ESTIMATOR_TASKS.items() if task in tasks)}"
-            )
-        allowed = METRICS_BY_TASK[task]
-        unknown = [m for m in self.evaluate.headline if m not in allowed]
-        if unknown or not self.evaluate.headline:
-            raise ValueError(
-                f"evaluate.headline must name metrics of a {task} task {list(allowed)}, "
-                f"got {unknown or 'none'}"
-            )
-        for column in self.evaluate.slices:
-            spec = contract.columns.get(column)
-            if spec is None or spec.dtype not in {"category", "bool"}:
-                raise ValueError(
-                    f"evaluate.slices: '{column}' must be a category or bool column of the contract"
-                )
-        time_column = self.prepare.split.time_column
-        if time_column is not None:
-            spec = contract.columns.get(time_column)
-            if spec is None or spec.dtype != "date":
-                raise ValueError(
-                    f"prepare.split.time_column: '{time_column}' must be a date column "
-                    "of the contract"
-                )
-        for rule in ("floors", "max_regression", "non_inferiority"):
-            for metric in getattr(self.gates, rule):
-                if metric not in allowed:
-                    raise ValueError(
-                        f"gates.{rule}.{metric}: not a metric of a {task} task {list(allowed)}"
-                    )
-        for metric in self.gates.non_inferiority:
-            if metric not in self.evaluate.headline:
-                raise ValueError(
-                    f"gates.non_inferiority.{metric}: needs a confidence interval, so it must "
-                    f"be one of evaluate.headline {list(self.evaluate.headline)}"
-                )
-        clashes = set(self.train.derived_features) & set(contract.columns)
-        if clashes:
-            raise ValueError(f"train.derived_features reuse raw column names: {sorted(clashes)}")
+        problems = _cross_section_problems(self)
+        if problems:
+            # One error holding every problem, one per line, so a PR sees them all at once.
+            raise ValueError("\n".join(problems))
         return self
 
     @property
@@ -455,8 +426,105 @@ class Params(Section):
         return self.validate_
 
 
+def _cross_section_problems(params: Params) -> list[str]:
+    """Every disagreement between sections, each as `location: what is wrong`."""
+    contract = params.contract
+    task = contract.task
+    problems: list[str] = []
+    estimator = params.train.estimator.name
+    if task not in ESTIMATOR_TASKS[estimator]:
+        problems.append(
+            f"train.estimator.name: '{estimator}' does not support task '{task}'; "
+            f"for {task} use one of "
+            f"{sorted(n for n, tasks in ESTIMATOR_TASKS.items() if task in tasks)}"
+        )
+    allowed = METRICS_BY_TASK[task]
+    unknown = [m for m in params.evaluate.headline if m not in allowed]
+    if unknown or not params.evaluate.headline:
+        problems.append(
+            f"evaluate.headline: must name metrics of a {task} task {list(allowed)}, "
+            f"got {unknown or 'none'}"
+        )
+    for column in params.evaluate.slices:
+        spec = contract.columns.get(column)
+        if spec is None or spec.dtype not in {"category", "bool"}:
+            problems.append(
+                f"evaluate.slices: '{column}' must be a category or bool column of the contract"
+            )
+    split = params.prepare.split
+    # The time column only matters to a time split; a random split ignores it.
+    if split.method == "time" and split.time_column is not None:
+        spec = contract.columns.get(split.time_column)
+        if spec is None or spec.dtype != "date":
+            problems.append(
+                f"prepare.split.time_column: '{split.time_column}' must be a date column "
+                "of the contract"
+            )
+    for rule in ("floors", "max_regression", "non_inferiority"):
+        for metric in getattr(params.gates, rule):
+            if metric not in allowed:
+                problems.append(
+                    f"gates.{rule}.{metric}: not a metric of a {task} task {list(allowed)}"
+                )
+    for metric in params.gates.non_inferiority:
+        if metric not in params.evaluate.headline:
+            problems.append(
+                f"gates.non_inferiority.{metric}: needs a confidence interval, so it must "
+                f"be one of evaluate.headline {list(params.evaluate.headline)}"
+            )
+    clashes = set(params.train.derived_features) & set(contract.columns)
+    if clashes:
+        problems.append(f"train.derived_features: reuse raw column names {sorted(clashes)}")
+    else:
+        problems.extend(_derived_feature_problems(params.train.derived_features, contract))
+    return problems
+
+
+def _derived_feature_problems(expressions: dict[str, str], contract: ContractParams) -> list[str]:
+    """Each expression evaluated on one made-up row of the contract's features.
+
+    This is the check the model does at fit time, made when params are read: a column the
+    contract's features lack, or an expression pandas cannot evaluate, is named here.
+    """
+    if not expressions:
+        return []
+    import pandas as pd
+
+    def example(spec: ColumnSpec) -> object:
+        if spec.dtype in NUMERIC_DTYPES:
+            bounds = [b for b in (spec.min, spec.max) if b is not None]
+            return sum(bounds) / len(bounds) if bounds else 1.0
+        if spec.dtype == "bool":
+            return True
+        return spec.categories[0] if spec.categories else ""
+
+    row = pd.DataFrame({c: [example(contract.columns[c])] for c in contract.features})
+    problems = []
+    for name, expression in expressions.items():
+        quoted = set(re.findall(r"`([^`]*)`", expression))
+        missing = sorted(quoted - set(row.columns))
+        if missing:
+            problems.append(
+                f"train.derived_features.{name}: names {missing}, which are not features of "
+                f"the contract (features: {list(row.columns)})"
+            )
+            continue
+        try:
+            row[name] = row.eval(expression, engine="python")
+        except Exception as error:  # pandas raises many types for a bad expression
+            problems.append(
+                f"train.derived_features.{name}: {expression!r} cannot be computed from the "
+                f"contract's features {list(row.columns)}: {error}"
+            )
+    return problems
+
+
 def _format_errors(error: ValidationError, source: str) -> str:
-    lines = [f"{source} does not match the expected params ({error.error_count()} problem(s)):"]
+    count = sum(
+        len(item["msg"].splitlines()) if item["type"] == "value_error" else 1
+        for item in error.errors()
+    )
+    lines = [f"{source} does not match the expected params ({count} problem(s)):"]
     for item in error.errors():
         parts = [str(part) for part in item["loc"]]
         # A discriminated union puts the chosen variant's tag in the location; drop it.
@@ -466,6 +534,13 @@ def _format_errors(error: ValidationError, source: str) -> str:
             if not (i and parts[i - 1] == "estimator" and part in ESTIMATOR_TASKS)
         ]
         location = ".".join("validate" if part == "validate_" else part for part in parts)
+        if item["type"] == "value_error":
+            # A validator that collected several problems: one line each. Cross-section
+            # problems carry their own location ("section.key: ...").
+            for problem in item["msg"].removeprefix("Value error, ").splitlines():
+                prefix = "" if not location else f"{location}: "
+                lines.append(f"  - {prefix}{problem}")
+            continue
         if item["type"] == "extra_forbidden":
             message = "unknown key (is it a typo?)"
         elif item["type"] == "missing":

@@ -67,11 +67,21 @@ def _column_schema(name: str, spec: ColumnSpec) -> pa.Column:
         checks.append(pa.Check.le(spec.max))
     if spec.categories is not None:
         checks.append(pa.Check.isin(list(spec.categories)))
+    if spec.unique and spec.nullable:
+        # pandera's `unique` counts missing values as duplicates of each other (and reports
+        # them as no failure case at all); a nullable unique column means unique when present.
+        checks.append(
+            pa.Check(
+                lambda s: ~(s.duplicated(keep=False) & s.notna()),
+                name="unique_when_present",
+                error="values must be unique where present",
+            )
+        )
     return pa.Column(
         _PANDAS_DTYPES[spec.dtype],
         checks=checks,
         nullable=spec.nullable,
-        unique=spec.unique,
+        unique=spec.unique and not spec.nullable,
         coerce=True,
         required=True,
         description=spec.description or None,
@@ -187,7 +197,11 @@ def check_table(
         failures: list[Failure] = []
     except SchemaErrors as error:
         typed = frame
-        failures = _failures(error, examples)
+        # Never report a table valid that the schema refused, even when pandera gives no
+        # failure case to show.
+        failures = _failures(error, examples) or [
+            Failure(column="<table>", check=str(error).strip().splitlines()[0], count=1)
+        ]
     report = {
         "valid": not failures,
         "failures": [

@@ -7,12 +7,17 @@ import logging
 import subprocess
 from pathlib import Path
 
+import yaml
+
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
 
 RAW_DATA_PATH = Path("data/raw.csv")
 DATA_POINTER = Path("data.dvc")
+# What `dvc add data` records for the example table as the palmerpenguins package writes it
+# (tests/data checks it). Only a pointer with this hash may be satisfied from the package.
+EXAMPLE_DATA_MD5 = "d69156d12488302b75f83df59840ce28.dir"
 
 
 class DataError(RuntimeError):
@@ -53,6 +58,15 @@ def pointer_is_satisfied(repo: Path, pointer: Path = DATA_POINTER) -> bool:
     )
 
 
+def pointer_md5(repo: Path, pointer: Path = DATA_POINTER) -> str | None:
+    """The md5 the `.dvc` pointer records for its output, or None when it records none."""
+    try:
+        outs = yaml.safe_load((repo / pointer).read_text(encoding="utf-8"))["outs"]
+        return str(outs[0]["md5"])
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return None
+
+
 def fetch_raw_data(repo: Path | str = Path(".")) -> str:
     """Make the raw data match `data.dvc`: `dvc pull` first, the registry package second.
 
@@ -71,6 +85,18 @@ def fetch_raw_data(repo: Path | str = Path(".")) -> str:
         logger.info("pulled %s from the DVC remote", RAW_DATA_PATH)
         return "remote"
     reason = (pulled.stderr or pulled.stdout).strip().splitlines()
+    recorded = pointer_md5(repo)
+    if recorded != EXAMPLE_DATA_MD5:
+        # An adopted project's data exists only where it was added: never write the example
+        # table over it, say where the data has to come from instead.
+        raise DataError(
+            f"{DATA_POINTER} records your own data (md5 {recorded}), and no reachable DVC "
+            f"remote holds it (`dvc pull`: "
+            f"{reason[-1] if reason else f'exit code {pulled.returncode}'}). "
+            "In the clone where you added it, configure a remote and push it: "
+            "`dvc remote add -d storage <url>` (see README, 'Where the data lives'), "
+            "`git commit .dvc/config`, `dvc push`; then run `make data` here again."
+        )
     logger.warning(
         "dvc pull did not provide the data (%s); writing it from the palmerpenguins package",
         reason[-1] if reason else f"exit code {pulled.returncode}",

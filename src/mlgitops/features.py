@@ -6,6 +6,15 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from mlgitops.config import ParamsError
+
+
+class FeatureError(ParamsError):
+    """A derived feature's expression (in `train.derived_features`) cannot be computed.
+
+    A params error, so every stage ends on it with the message and no traceback.
+    """
+
 
 class DerivedFeatures(TransformerMixin, BaseEstimator):
     """Append columns computed from pandas expressions over the input columns.
@@ -31,7 +40,7 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
             try:
                 values = X.eval(expression, engine="python")
             except Exception as error:  # pandas raises many types for a bad expression
-                raise ValueError(
+                raise FeatureError(
                     f"derived feature '{name}' = {expression!r} cannot be computed: {error}"
                 ) from error
             X[name] = pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan)

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from prediction_logs import log_record, write_log
 
+from helpers import EXAMPLE_PARAMS_PATH
 from mlgitops.cli import main
 from mlgitops.config import DecayParams
 from mlgitops.monitor.decay import join_feedback, measure_decay, rolling_windows
@@ -111,6 +112,19 @@ def test_latest_feedback_wins_and_unlabelled_predictions_are_left_out():
     assert joined["label"].tolist() == ["second"], f"joined {joined['label'].tolist()}"
 
 
+def _decay_command(tmp_path) -> int:
+    """`mlgitops monitor decay` on tmp_path/logs with TRAINING as the metrics, into out/."""
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps(TRAINING))
+    options = {
+        "--logs": tmp_path / "logs",
+        "--metrics": metrics,
+        "--output-dir": tmp_path / "out",
+        "--params": EXAMPLE_PARAMS_PATH,
+    }
+    return main(["monitor", "decay", *(str(x) for pair in options.items() for x in pair)])
+
+
 def test_decay_command_reads_logs_and_feedback(tmp_path, capsys):
     # Given a log of 40 predictions with feedback, when `mlgitops monitor decay` runs, then it
     # writes decay.json and decay.md with one scored window.
@@ -126,22 +140,69 @@ def test_decay_command_reads_logs_and_feedback(tmp_path, capsys):
                 "timestamp": NOW.isoformat(),
             },
         )
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps(TRAINING))
     out = tmp_path / "out"
-    code = main(
-        [
-            "monitor",
-            "decay",
-            "--logs",
-            str(tmp_path / "logs"),
-            "--metrics",
-            str(metrics),
-            "--output-dir",
-            str(out),
-        ]
-    )
+    code = _decay_command(tmp_path)
     assert code == 0, f"exit {code}: {capsys.readouterr()}"
     summary = json.loads((out / "decay.json").read_text())
     assert summary["latest"] == 1.0, f"latest window {summary['latest']}"
     assert "| 40 |" in (out / "decay.md").read_text(), "window row missing from markdown"
+
+
+def _labelled_log(folder, count: int) -> None:
+    records = [log_record({}, "A", when=NOW - dt.timedelta(hours=i)) for i in range(count)]
+    write_log(folder, records)
+    for record in records:
+        append_feedback(
+            folder,
+            {"prediction_id": record["prediction_id"], "label": "A", "timestamp": NOW.isoformat()},
+        )
+
+
+def test_decay_with_too_few_labels_cannot_judge(tmp_path, capsys):
+    # Given fewer labelled predictions than min_labels, when `monitor decay` runs, then it
+    # exits 2 (cannot judge) and says why, instead of "no decay".
+    _labelled_log(tmp_path / "logs", 5)
+    code = _decay_command(tmp_path)
+    out = capsys.readouterr().out
+    assert code == 2, f"exit {code}: {out}"
+    assert "cannot judge decay" in out, out
+    assert "no decay" not in out, out
+    assert "Not enough labelled predictions" in (tmp_path / "out" / "decay.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("codes", "expected"),
+    [((0, 0), 0), ((1, 0), 1), ((0, 1), 1), ((1, 2), 1), ((2, 0), 2), ((0, 2), 2), ((1, 1), 1)],
+)
+def test_check_combines_drift_and_decay(codes, expected):
+    from mlgitops.monitor.commands import combined_exit
+
+    assert combined_exit(*codes) == expected, f"{codes} -> {combined_exit(*codes)}"
+
+
+def test_check_runs_decay_when_drift_is_found(tmp_path, traffic, artifacts, seed):
+    # Given shifted traffic (drift) with too few labels, when `monitor check` runs, then both
+    # reports are written (decay ran after drift was found) and it exits 1.
+    from prediction_logs import MODEL_MD5
+
+    write_log(tmp_path / "logs", traffic(seed=seed, shift=1.5))
+    out = tmp_path / "out"
+    code = main(
+        [
+            "monitor",
+            "check",
+            "--logs",
+            str(tmp_path / "logs"),
+            "--reference",
+            str(artifacts / "train.csv"),
+            "--model-md5",
+            MODEL_MD5,
+            "--metrics",
+            str(artifacts.parent / "reports" / "metrics.json"),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 1, f"exit {code}"
+    assert (out / "drift.json").exists(), "drift did not run"
+    assert (out / "decay.json").exists(), "decay did not run after drift was found"

@@ -15,7 +15,10 @@ import yaml
 
 from helpers import PROJECT_ROOT
 from live_server import packaged_home, start_server, wait_ready
+from mlgitops.config import load_params
+from mlgitops.contract import feature_frame, load_valid_table
 from mlgitops.deploy.local import free_port, stop_process_group
+from mlgitops.monitor.traffic import to_records
 from mlgitops.serving.package import locked_md5
 
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
@@ -108,21 +111,14 @@ def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> I
 
 @pytest.mark.slow
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (Debian package)")
-def test_prometheus_scrapes_the_service_and_returns_its_model(served, tmp_path):
+def test_prometheus_scrapes_the_service_and_returns_its_model(served, trained_project, tmp_path):
     # Given a real BentoML server that served a prediction and a real Prometheus scraping it
     # with the project's rules, when Prometheus' HTTP API is queried, then it returns the
     # model_info series with the md5 dvc.lock records, and every metric the rules name exists.
-    example = {
-        "Island": "Torgersen",
-        "Clutch Completion": "Yes",
-        "Culmen Length (mm)": 39.5,
-        "Culmen Depth (mm)": 17.4,
-        "Flipper Length (mm)": 186.0,
-        "Body Mass (g)": 3800.0,
-        "Sex": "FEMALE",
-        "Delta 15 N (o/oo)": 8.9,
-        "Delta 13 C (o/oo)": -24.7,
-    }
+    # One held-out row of whatever table the project holds, typed by its contract.
+    contract = load_params(trained_project / "params.yaml").contract
+    test = load_valid_table(trained_project / "artifacts" / "test.csv", contract)
+    example = to_records(feature_frame(test.head(1), contract))[0]
     answer = httpx.post(
         f"{served}/predict",
         json={"records": [example]},

@@ -111,3 +111,61 @@ def test_simulate_traffic_stops_at_the_time_bound(stub, artifacts):
     )
     assert received == [], f"{len(received)} requests sent past the time bound"
     assert code == 1, "an incomplete simulation must not exit 0"
+
+
+def _typed_table(contract, *, rows: int, seed: int) -> pd.DataFrame:
+    from mlgitops.contract import check_table
+    from tables import table_from_contract
+
+    typed, report = check_table(table_from_contract(contract, rows=rows, seed=seed), contract)
+    assert report["valid"], report["failures"]
+    return typed
+
+
+INT_CONTRACT = {
+    "task": "classification",
+    "columns": {
+        "count": {"dtype": "int", "min": 0, "max": 40, "nullable": True},
+        "level": {"dtype": "int", "min": -3, "max": 3},
+        "size": {"dtype": "float", "min": 0, "max": 1},
+        "on": {"dtype": "bool"},
+        "label": {"dtype": "int", "role": "target", "min": 0, "max": 2},
+    },
+}
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.7, -2.0])
+def test_integer_features_are_sent_as_integers(shift, seed):
+    # Given a contract with int features, when records are sampled and shifted, then every
+    # int feature is a JSON integer (the service types them strictly: 3.0 is refused) inside
+    # its range, and every record is JSON.
+    from mlgitops.config import ContractParams
+
+    contract = ContractParams.model_validate(INT_CONTRACT)
+    typed = _typed_table(contract, rows=60, seed=seed)
+    records = sample_records(typed, contract, count=40, shift=shift, seed=seed)
+    for record in records:
+        json.dumps(record)
+        for name in ("count", "level"):
+            if name in record:
+                value, spec = record[name], contract.columns[name]
+                assert type(value) is int, f"{name} sent as {type(value).__name__} {value!r}"
+                assert spec.min <= value <= spec.max, f"{name}={value} out of range"
+        assert type(record["on"]) is bool, f"bool sent as {type(record['on']).__name__}"
+
+
+def test_a_small_split_is_sent_once_per_row_not_resampled(seed):
+    # Given 36 held-out rows and 200 records asked for, when sampled, then each row is sent
+    # exactly once: repeating rows would make unshifted traffic look drifted.
+    from mlgitops.config import ContractParams
+
+    contract = ContractParams.model_validate(INT_CONTRACT)
+    typed = _typed_table(contract, rows=36, seed=seed)
+    records = sample_records(typed, contract, count=200, shift=0.0, seed=seed)
+    assert len(records) == 36, f"{len(records)} records from 36 rows"
+    keys = {json.dumps(r, sort_keys=True) for r in records}
+    rows = {
+        json.dumps(r, sort_keys=True)
+        for r in sample_records(typed, contract, count=36, shift=0.0, seed=seed + 1)
+    }
+    assert keys == rows, "the records are not the split's rows, each once"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, fetch_data, run
 
 pytestmark = pytest.mark.slow
 
@@ -26,7 +26,7 @@ def output_hashes(lock_path: Path) -> dict[str, str]:
 
 
 def reproduce(project: Path) -> None:
-    run(["mlgitops", "data", "fetch"], project)
+    fetch_data(project)
     run(["dvc", "repro", "--force"], project)
 
 
@@ -90,18 +90,20 @@ def test_another_dataset_through_params_alone(project_copy):
     }
 
 
-def test_bad_data_stops_at_validate_and_nothing_downstream_runs(project_copy):
+def test_bad_data_stops_at_validate_and_nothing_downstream_runs(project_copy, params):
     project = project_copy()
-    run(["mlgitops", "data", "fetch"], project)
+    fetch_data(project)
     raw = project / "data" / "raw.csv"
     frame = pd.read_csv(raw, dtype=str)
-    frame.loc[10, "Flipper Length (mm)"] = "n/a (bird escaped)"
+    # A typed column (not free text) refuses a value that is no number, date, bool or category.
+    column = next(n for n, s in params.contract.columns.items() if s.dtype != "string")
+    frame.loc[10, column] = "n/a (bird escaped)"
     frame.to_csv(raw, index=False)
     result = run(["dvc", "repro"], project, check=False)
     assert result.returncode != 0, "the pipeline must fail on a contract violation"
     output = result.stdout + result.stderr
     assert "stage 'validate' stopped" in output
-    assert "column 'Flipper Length (mm)'" in output
+    assert f"column '{column}'" in output
     assert "row 12" in output
     assert "Running stage 'prepare'" not in output, "nothing downstream may run on bad data"
     report = json.loads((project / "reports" / "validation.json").read_text())

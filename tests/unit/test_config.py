@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import EXAMPLE_PARAMS_PATH
 from mlgitops.config import ParamsError, load_params, parse_params
-
-PARAMS_FILE = Path(__file__).resolve().parents[2] / "params.yaml"
 
 
 @pytest.fixture
 def raw() -> dict:
-    return yaml.safe_load(PARAMS_FILE.read_text())
+    """The example's params as a mapping: the rules below break its named columns."""
+    return yaml.safe_load(EXAMPLE_PARAMS_PATH.read_text())
 
 
 def test_project_params_parse(params):
-    # Given the committed params.yaml, when parsed, then the sections are typed.
-    assert params.contract.target == "Species", "the default target is the species"
-    assert "Comments" not in params.contract.features, "free text must never be a feature"
-    assert "Individual ID" not in params.contract.features, "identifiers are never features"
+    # Given the committed params.yaml, when parsed, then the sections are typed and no
+    # identifier, free-text or target column is a feature.
+    contract = params.contract
+    assert contract.target not in contract.features, "the target is never a feature"
+    for column in (*contract.personal, *contract.identifiers):
+        assert column not in contract.features, f"{column} must never be a feature"
     assert params.validate.examples_per_failure >= 1
 
 
@@ -103,3 +104,54 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("seed: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_every_cross_section_problem_is_listed_at_once(raw):
+    # Given params with three independent cross-section mistakes, when parsed, then one error
+    # names all three, each on its own line with its key.
+    broken = copy.deepcopy(raw)
+    broken["train"]["estimator"] = {"name": "ridge"}
+    broken["evaluate"]["slices"] = ["no such column"]
+    broken["gates"]["floors"] = {"r2_score": 0.5}
+    with pytest.raises(ParamsError) as error:
+        parse_params(broken, source="params.yaml")
+    message = str(error.value)
+    for key in ("train.estimator.name:", "evaluate.slices:", "gates.floors.r2_score:"):
+        assert f"  - {key}" in message, f"{key} missing from:\n{message}"
+    assert "(3 problem(s))" in message, message
+
+
+def test_time_column_is_only_checked_for_a_time_split(raw):
+    # Given a random split naming a time column the contract lacks, then it parses; the same
+    # column with a time split is an error naming the key.
+    loose = copy.deepcopy(raw)
+    loose["prepare"]["split"] = {"method": "random", "time_column": "not a column"}
+    parse_params(loose)
+    loose["prepare"]["split"]["method"] = "time"
+    with pytest.raises(ParamsError, match=r"prepare\.split\.time_column: 'not a column'"):
+        parse_params(loose)
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["`no such column` / 2", "unknown_name * 2", "`Body Mass (g)` +* 1"],
+    ids=["quoted", "bare", "syntax"],
+)
+def test_derived_feature_on_a_missing_column_fails_when_params_are_read(raw, expression):
+    # Given a derived feature over a column the contract's features lack (or bad syntax),
+    # when params are read, then the error names the derived feature, not a train traceback.
+    broken = copy.deepcopy(raw)
+    broken["train"]["derived_features"] = {"Bad Feature": expression}
+    with pytest.raises(ParamsError, match=r"train\.derived_features\.Bad Feature: "):
+        parse_params(broken)
+
+
+def test_derived_features_of_the_contract_parse(raw):
+    # Given derived features over real feature columns, one using another, then they parse.
+    fine = copy.deepcopy(raw)
+    numeric = [n for n, s in fine["contract"]["columns"].items() if s["dtype"] == "float"]
+    fine["train"]["derived_features"] = {
+        "first": f"`{numeric[0]}` / `{numeric[1]}`",
+        "second": "first * 2",
+    }
+    parse_params(fine)

@@ -128,3 +128,28 @@ def test_table_level_failures_read_as_sentences():
     _, report = check_table(table().drop(columns=["colour"]), CONTRACT)
     message = violation_message(report, "x.csv")
     assert "column 'colour': required column is missing from the table" in message
+
+
+def test_a_nullable_unique_column_is_unique_where_present():
+    # Given a unique, nullable identifier with two blanks, then the table is valid and typed;
+    # a repeated present value is a failure naming the column.
+    contract = ContractParams.model_validate(
+        {
+            "task": "classification",
+            "columns": {
+                "id": {"dtype": "string", "role": "identifier", "unique": True, "nullable": True},
+                "x": {"dtype": "float"},
+                "y": {"dtype": "category", "role": "target", "categories": ["a", "b"]},
+            },
+        }
+    )
+    frame = pd.DataFrame(
+        {"id": ["p", None, "q", None], "x": ["1.5", "2", "3", "4"], "y": ["a", "b", "a", "b"]},
+        dtype=object,
+    )
+    typed, report = check_table(frame, contract)
+    assert report["valid"], report["failures"]
+    assert typed["x"].dtype == "float64", "the valid table was not typed"
+    _, repeated = check_table(frame.assign(id=["p", None, "p", None]), contract)
+    assert not repeated["valid"], "a repeated identifier passed"
+    assert repeated["failures"][0]["column"] == "id", repeated["failures"]

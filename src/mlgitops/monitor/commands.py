@@ -74,8 +74,26 @@ def _decay(args: argparse.Namespace) -> int:
     (args.output_dir / "decay.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
     (args.output_dir / "decay.md").write_text(markdown(summary), encoding="utf-8")
     logger.info("wrote %s/decay.json and decay.md", args.output_dir)
+    if summary["latest"] is None:
+        print(
+            f"cannot judge decay: no window has {params.monitor.decay.min_labels} labelled "
+            f"predictions (monitor.decay.min_labels); {summary['labelled_predictions']} in all"
+        )
+        return CANNOT_JUDGE
     print("DECAY" if summary["decay_found"] else "no decay")
     return DRIFT if summary["decay_found"] else NO_DRIFT
+
+
+def combined_exit(*codes: int) -> int:
+    """One exit code for several checks: found (1) wins over cannot judge (2) over none (0)."""
+    if DRIFT in codes:
+        return DRIFT
+    return CANNOT_JUDGE if CANNOT_JUDGE in codes else NO_DRIFT
+
+
+def _check(args: argparse.Namespace) -> int:
+    # Decay runs whatever drift found: drift alone must not hide a model that got worse.
+    return combined_exit(_drift(args), _decay(args))
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -140,13 +158,14 @@ def _verdict(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from mlgitops.config import ParamsError, load_params
-    from mlgitops.contract import read_table
+    from mlgitops.contract import ContractViolation, load_valid_table
     from mlgitops.monitor.traffic import sample_records, send_traffic
 
     try:
         params = load_params(args.params)
-        rows = read_table(args.data)
-    except (ParamsError, FileNotFoundError) as error:
+        # Typed by the contract, so each value is sent as the type the service expects.
+        rows = load_valid_table(args.data, params.contract)
+    except (ParamsError, ContractViolation, FileNotFoundError) as error:
         logger.error("cannot simulate traffic: %s", error)
         return 1
     records = sample_records(
@@ -176,6 +195,16 @@ def _common(parser: argparse.ArgumentParser, *, logs: bool = True) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
 
 
+def _drift_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reference", type=Path, default=Path("artifacts/train.csv"))
+    parser.add_argument("--lock", type=Path, default=Path("dvc.lock"))
+    parser.add_argument("--model-md5", help="the served model's md5 (default: from --lock)")
+
+
+def _decay_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+
+
 def register_monitor_commands(commands: Any) -> None:
     """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`."""
     monitor = commands.add_parser("monitor", help="drift, decay, retention and erasure")
@@ -185,9 +214,7 @@ def register_monitor_commands(commands: Any) -> None:
         "drift", help="logged requests vs training data; exit 1 on drift, 2 when it cannot judge"
     )
     _common(drift)
-    drift.add_argument("--reference", type=Path, default=Path("artifacts/train.csv"))
-    drift.add_argument("--lock", type=Path, default=Path("dvc.lock"))
-    drift.add_argument("--model-md5", help="the served model's md5 (default: from --lock)")
+    _drift_options(drift)
     drift.add_argument("--output-dir", type=Path, default=Path("monitor"))
     drift.set_defaults(handler=_drift)
 
@@ -195,9 +222,20 @@ def register_monitor_commands(commands: Any) -> None:
         "decay", help="the headline metric on labelled predictions per window; exit 1 on decay"
     )
     _common(decay)
-    decay.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+    _decay_options(decay)
     decay.add_argument("--output-dir", type=Path, default=Path("monitor"))
     decay.set_defaults(handler=_decay)
+
+    check = actions.add_parser(
+        "check",
+        help="drift, then decay whatever drift found; exit 1 if either is found, 2 if one "
+        "cannot judge (and neither is found)",
+    )
+    _common(check)
+    _drift_options(check)
+    _decay_options(check)
+    check.add_argument("--output-dir", type=Path, default=Path("monitor"))
+    check.set_defaults(handler=_check)
 
     result = actions.add_parser(
         "verdict", help="retrain=true|false from drift.json/decay.json, to $GITHUB_OUTPUT"

@@ -28,19 +28,47 @@ def shift_rows(frame: pd.DataFrame, contract: ContractParams, amount: float) -> 
             continue
         values = pd.to_numeric(shifted[name], errors="coerce").astype(float)
         moved = (values + amount * values.std()).clip(spec.min, spec.max)
-        shifted[name] = moved.round(0) if spec.dtype == "int" else moved.round(5)
+        # The service types an int feature strictly: 3.0 is refused where 3 is accepted.
+        shifted[name] = moved.round(0).astype("Int64") if spec.dtype == "int" else moved.round(5)
     return shifted
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-ready Python value from a pandas/numpy scalar (numpy ints are not JSON)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def draw_rows(frame: pd.DataFrame, *, count: int, seed: int) -> pd.DataFrame:
+    """Up to `count` distinct rows of `frame`, in a random order drawn from `seed`.
+
+    Rows are drawn without replacement: repeating rows of a small test split would make the
+    traffic look like a different distribution to the drift tests (ties the training data
+    does not have), so `--shift 0` would report drift that is not there. A frame smaller
+    than `count` is returned whole.
+    """
+    if count > len(frame):
+        logger.warning(
+            "%d records asked for but the data has %d rows: sending each row once, since "
+            "repeated rows would look like drift",
+            count,
+            len(frame),
+        )
+    chosen = np.random.default_rng(seed).permutation(len(frame))[:count]
+    return frame.iloc[chosen].reset_index(drop=True)
+
+
+def to_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """Request records from typed rows: plain JSON values, missing values left out."""
+    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    return [{k: _plain(v) for k, v in r.items() if v is not None} for r in records]
 
 
 def sample_records(
     frame: pd.DataFrame, contract: ContractParams, *, count: int, shift: float, seed: int
 ) -> list[dict[str, Any]]:
-    """`count` records drawn with replacement from `frame`'s features, shifted by `shift`."""
-    rng = np.random.default_rng(seed)
-    rows = frame.iloc[rng.integers(0, len(frame), size=count)].reset_index(drop=True)
-    rows = shift_rows(rows[list(contract.features)], contract, shift)
-    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    return [{k: v for k, v in record.items() if v is not None} for record in records]
+    """Up to `count` distinct rows of `frame`'s features (`draw_rows`), shifted by `shift`."""
+    rows = draw_rows(frame, count=count, seed=seed)
+    return to_records(shift_rows(rows[list(contract.features)], contract, shift))
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,7 @@ def _headline_section(report: dict[str, Any]) -> str:
 
 
 def _gate_section(verdict: dict[str, Any]) -> str:
-    icons = {"passed": "✅", "failed": "❌", "skipped": "➖"}
+    icons = {"passed": "✅", "failed": "❌", "skipped": "➖", "warned": "⚠️"}
     rows = [
         [icons[r["status"]] + " " + r["status"], r["rule"], r["against"], r["detail"]]
         for r in verdict["rules"]
@@ -310,10 +310,14 @@ def _charts_section(report: dict[str, Any], base: Snapshot, new: Snapshot) -> st
                 y_range=(0.0, 1.0),
             )
         )
-    confusion = charts.read_csv_text(new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+    confusion = charts.read_csv_text(
+        new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+    )
     if confusion is not None:
         parts.append("**Confusion matrix (this PR)**\n\n" + charts.confusion_table(confusion))
-        old = charts.read_csv_text(base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"))
+        old = charts.read_csv_text(
+            base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+        )
         if old is not None:
             parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
     for path in new.listdir(f"{charts.PLOTS_DIR}/evaluate/roc"):
@@ -389,9 +393,12 @@ def _metrics_section(diff: list[dict[str, Any]]) -> str:
 def render(report: dict[str, Any], base: Snapshot, new: Snapshot) -> str:
     """The markdown report; the least important sections go first if it is too long."""
     head = report["head"]["sha"]
+    base_sha, base_rev = report["base"]["sha"], report["base"]["rev"]
+    # Name the base as it was asked for (a branch, a tag) when that is not the sha itself.
+    named = "" if base_sha.startswith(base_rev) else f" (`{base_rev}`)"
     title = (
         f"## mlgitops report: `{(head or 'workspace')[:12]}` vs base "
-        f"`{report['base']['sha'][:12]}`\n\n{_verdict_line(report['verdict'])}"
+        f"`{base_sha[:12]}`{named}\n\n{_verdict_line(report['verdict'])}"
     )
     if report["champion"]:
         deployed = str(report["champion"].get("commit", ""))[:12]

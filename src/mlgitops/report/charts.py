@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 PLOTS_DIR = "reports/plots"
 
 
-def _label(text: str, limit: int = 24) -> str:
-    text = text.replace('"', "'")
+def _label(text: object, limit: int = 24) -> str:
+    text = str(text).replace('"', "'")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -91,8 +91,24 @@ def confusion_table(pairs: pd.DataFrame) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def read_csv_text(text: str | None) -> pd.DataFrame | None:
-    return None if text is None else pd.read_csv(io.StringIO(text))
+# Columns holding class labels: read as text, since a label such as `0`, `True` or `1.5` must
+# stay the label the model predicts, not become a number pandas guessed.
+LABEL_COLUMNS = ("actual", "predicted")
+
+
+def read_csv_text(text: str | None, *, labels: bool = False) -> pd.DataFrame | None:
+    """A CSV plot table from its text; with `labels`, the label columns are read as text."""
+    if text is None:
+        return None
+    return pd.read_csv(
+        io.StringIO(text),
+        dtype=dict.fromkeys(LABEL_COLUMNS, str) if labels else None,
+        keep_default_na=not labels,
+    )
+
+
+def _is_confusion(columns: list[str]) -> bool:
+    return set(LABEL_COLUMNS) <= set(columns) and "residual" not in columns
 
 
 def render_pngs(workspace: Path, output: Path) -> list[str]:
@@ -105,7 +121,10 @@ def render_pngs(workspace: Path, output: Path) -> list[str]:
     written: list[str] = []
     root = workspace / PLOTS_DIR
     for table_path in sorted(root.rglob("*.csv")) if root.is_dir() else []:
-        table = pd.read_csv(table_path)
+        text = table_path.read_text(encoding="utf-8")
+        table = read_csv_text(text)
+        if _is_confusion(list(table.columns)):
+            table = read_csv_text(text, labels=True)
         relative = table_path.relative_to(root).with_suffix(".png")
         figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
         try:
@@ -123,7 +142,7 @@ def render_pngs(workspace: Path, output: Path) -> list[str]:
 def _draw(axes: Any, table: pd.DataFrame, name: str) -> None:
     axes.set_title(name.removesuffix(".png"))
     columns = list(table.columns)
-    if {"actual", "predicted"} <= set(columns) and "residual" not in columns:
+    if _is_confusion(columns):
         matrix = pd.crosstab(table["actual"], table["predicted"])
         axes.imshow(matrix.to_numpy(), cmap="Blues")
         axes.set_xticks(range(len(matrix.columns)), [_label(c, 12) for c in matrix.columns])

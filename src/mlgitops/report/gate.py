@@ -19,7 +19,8 @@ COMPARISONS = ("base", "champion")
 
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's outcome. `status` is passed, failed or skipped (nothing to compare with)."""
+    """One rule's outcome. `status` is passed, failed, skipped (nothing to compare with) or
+    warned (an advisory rule over its bound: reported, never failing the gate)."""
 
     rule: str
     metric: str
@@ -147,25 +148,28 @@ def _non_inferiority(
 
 
 def _latency(budget: float, latency: float | None) -> RuleResult:
+    # Advisory: a wall-clock time on a shared CI runner measures the runner's load as much
+    # as the model (one PR measured 112.6 ms, its rerun 21.8 ms), so it warns, never fails.
     if latency is None:
         return RuleResult(
             "latency",
             "predict_ms_per_row",
             "budget",
-            "failed",
+            "warned",
             None,
             budget,
-            "predict latency could not be measured",
+            "predict latency could not be measured (advisory)",
         )
     ok = latency <= budget
     return RuleResult(
         "latency",
         "predict_ms_per_row",
         "budget",
-        "passed" if ok else "failed",
+        "passed" if ok else "warned",
         latency,
         budget,
-        f"single-row predict {latency:.2f} ms, budget {budget:.2f} ms",
+        f"single-row predict {latency:.2f} ms, budget {budget:.2f} ms"
+        + ("" if ok else " (advisory: runner load moves it; measure with `make bench-serve`)"),
     )
 
 

@@ -92,10 +92,13 @@ def test_advisory_mode_never_blocks():
 
 
 @pytest.mark.parametrize(
-    ("latency", "status"), [(3.0, "passed"), (30.0, "failed"), (None, "failed")]
+    ("latency", "status"), [(3.0, "passed"), (30.0, "warned"), (None, "warned")]
 )
-def test_latency_budget(latency, status):
+def test_latency_budget_is_advisory(latency, status):
+    # Given a latency over the budget (a busy runner) or none measured, then the rule warns
+    # and the gate still passes: wall-clock time on CI must not fail a PR.
     gates = GatesParams(latency_budget_ms_per_row=10.0)
     verdict = evaluate_gate(gates, metrics(0.9, 0.8, 0.95), {"base": BASE}, latency)
     assert verdict["rules"][-1]["rule"] == "latency"
     assert verdict["rules"][-1]["status"] == status
+    assert verdict["passed"], "the latency budget alone blocked the gate"

@@ -14,7 +14,7 @@ from mlgitops.stages import validate
 PARAMS = Path(__file__).resolve().parents[3] / "params.yaml"
 
 
-def test_valid_data_passes_and_reports(raw_data_path, tmp_path):
+def test_valid_data_passes_and_reports(raw_data_path, raw_text, params, tmp_path):
     report = tmp_path / "validation.json"
     code = validate.main(
         [
@@ -30,14 +30,18 @@ def test_valid_data_passes_and_reports(raw_data_path, tmp_path):
     written = json.loads(report.read_text())
     assert written["valid"] is True
     assert written["failures"] == []
-    assert written["rows"] == 344
-    assert written["columns"]["Sex"]["null_rate"] > 0
+    assert written["rows"] == len(raw_text), "the report counts every row"
+    for name in params.contract.columns:
+        has_gaps = bool(raw_text[name].isna().any())
+        assert (written["columns"][name]["null_rate"] > 0) == has_gaps, f"null rate of {name}"
 
 
-def test_violation_fails_after_writing_the_report(raw_data_path, tmp_path, caplog):
+def test_violation_fails_after_writing_the_report(raw_data_path, params, tmp_path, caplog):
     broken = tmp_path / "raw.csv"
     frame = pd.read_csv(raw_data_path, dtype=str)
-    frame.loc[4, "Body Mass (g)"] = "heavy"  # CSV line 6: the header is line 1
+    # A typed column (not free text) refuses a word that is no number, date, bool or category.
+    column = next(n for n, s in params.contract.columns.items() if s.dtype != "string")
+    frame.loc[4, column] = "heavy"  # CSV line 6: the header is line 1
     frame.to_csv(broken, index=False)
     report = tmp_path / "validation.json"
     with caplog.at_level(logging.ERROR):
@@ -54,9 +58,9 @@ def test_violation_fails_after_writing_the_report(raw_data_path, tmp_path, caplo
     assert code == 1, "a contract violation must fail the stage"
     written = json.loads(report.read_text())
     assert written["valid"] is False
-    assert written["failures"][0]["column"] == "Body Mass (g)"
+    assert written["failures"][0]["column"] == column
     assert {"row": 6, "value": "heavy"} in written["failures"][0]["examples"]
-    assert "column 'Body Mass (g)'" in caplog.text
+    assert f"column '{column}'" in caplog.text
     assert "row 6: 'heavy'" in caplog.text
 
 

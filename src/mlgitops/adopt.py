@@ -1,0 +1,353 @@
+"""`mlgitops init --data my.csv`: propose a contract and params for a new table, track it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from mlgitops.config import (
+    DEFAULT_PARAMS_PATH,
+    NUMERIC_DTYPES,
+    ParamsError,
+    Task,
+    parse_params,
+)
+from mlgitops.contract import _BOOL_WORDS, check_table, read_table, violation_message
+from mlgitops.data import RAW_DATA_PATH
+from mlgitops.tools import tool
+
+logger = logging.getLogger(__name__)
+
+# A text column with at most this many distinct values (and repeats) is a category.
+MAX_CATEGORIES = 30
+# An integer target with at most this many classes is classification unless --task says not.
+MAX_INTEGER_CLASSES = 20
+HEADLINE: dict[str, tuple[str, ...]] = {
+    "classification": ("balanced_accuracy_score", "macro_f1_score", "log_loss"),
+    "regression": ("r2_score", "mean_absolute_error", "root_mean_squared_error"),
+}
+_ID_NAME = re.compile(r"(^|[\s_\-])(id|identifier|uuid|key)$|^id[\s_\-]", re.IGNORECASE)
+# Names that say a column holds personal data: never a feature, never logged.
+_PERSONAL_NAME = re.compile(
+    r"e-?mail|phone|address|name|comment|note|remark|ssn|passport|birth", re.IGNORECASE
+)
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+class AdoptError(ValueError):
+    """The table cannot be adopted as given: the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed contract section and, per column, why it was typed so (for the review)."""
+
+    contract: dict[str, Any]
+    reasons: dict[str, str]
+
+
+def _bool_words(values: pd.Series) -> bool:
+    words = {v.lower() for v in values}
+    # 0/1 alone reads better as an int; a bool needs words such as true/false or yes/no.
+    return words <= set(_BOOL_WORDS) and not words <= {"0", "1"}
+
+
+def _is_date(values: pd.Series) -> bool:
+    if not values.str.match(r"^\d{4}-\d{2}-\d{2}").all():
+        return False
+    return pd.to_datetime(values, errors="coerce", format="ISO8601").notna().all()
+
+
+def _number(value: float, dtype: str) -> float | int:
+    return int(value) if dtype == "int" else float(value)
+
+
+def propose_column(name: str, values: pd.Series, *, rows: int) -> tuple[dict[str, Any], str]:
+    """The contract entry for one text column and a short reason for the review.
+
+    Args:
+        name: the column's name (names such as `id` or `customer_id` suggest an identifier).
+        values: the column as text, missing values as NA.
+        rows: the table's row count.
+    """
+    present = values.dropna()
+    present = present[present != ""]
+    spec: dict[str, Any] = {}
+    if len(present) < rows:
+        spec["nullable"] = True
+    distinct = present.nunique()
+    unique = distinct == len(present) and len(present) > 1
+    if present.empty:
+        return {"dtype": "string", "role": "ignored", "nullable": True}, "always empty"
+    if _bool_words(present):
+        spec = {"dtype": "bool", **spec}
+        reason = "yes/no or true/false words"
+    elif present.str.match(_INT).all():
+        numbers = present.astype("int64")
+        spec = {"dtype": "int", **spec, "min": int(numbers.min()), "max": int(numbers.max())}
+        reason = f"whole numbers in [{numbers.min()}, {numbers.max()}]"
+        if unique and (_ID_NAME.search(name) or numbers.is_monotonic_increasing):
+            spec = {"dtype": "int", "role": "identifier", **spec}
+            reason = "distinct whole numbers, a row number or key"
+    elif pd.to_numeric(present, errors="coerce").notna().all():
+        numbers = pd.to_numeric(present).astype(float)
+        spec = {"dtype": "float", **spec, "min": float(numbers.min()), "max": float(numbers.max())}
+        reason = f"numbers in [{numbers.min():.6g}, {numbers.max():.6g}]"
+    elif _is_date(present):
+        spec = {"dtype": "date", "role": "ignored", **spec}
+        reason = "ISO dates: not a feature; usable as prepare.split.time_column"
+    elif _PERSONAL_NAME.search(name):
+        spec = {"dtype": "string", "role": "personal", **spec}
+        reason = "text whose name suggests personal data: never a feature, never logged"
+    elif unique and (_ID_NAME.search(name) or distinct > MAX_CATEGORIES):
+        spec = {"dtype": "string", "role": "identifier", **spec}
+        if not spec.get("nullable"):
+            spec["unique"] = True
+        reason = "a distinct value on every row"
+    elif distinct <= MAX_CATEGORIES and distinct < len(present):
+        categories = sorted(present.unique().tolist())
+        spec = {"dtype": "category", **spec, "categories": categories}
+        reason = f"{distinct} distinct values"
+    else:
+        spec = {"dtype": "string", "role": "personal", **spec}
+        reason = f"free text ({distinct} distinct values): never a feature, never logged"
+    if distinct == 1 and spec.get("role", "feature") == "feature":
+        spec["role"] = "ignored"
+        reason = "one value on every row: nothing to learn from"
+    return spec, reason
+
+
+def _target_spec(
+    name: str, spec: dict[str, Any], values: pd.Series, task: Task | None
+) -> tuple[dict[str, Any], Task]:
+    if spec.get("nullable"):
+        raise AdoptError(
+            f"the target column '{name}' has {int(values.isna().sum())} missing value(s); "
+            "a label is needed on every row: drop those rows from the CSV first"
+        )
+    dtype = spec["dtype"]
+    present = values.dropna()
+    if task is None:
+        small = present.nunique() <= MAX_INTEGER_CLASSES
+        task = (
+            "regression"
+            if dtype == "float" or (dtype == "int" and not small)
+            else ("classification")
+        )
+    if task == "regression":
+        if dtype not in NUMERIC_DTYPES:
+            raise AdoptError(
+                f"--task regression needs a numeric target, but '{name}' holds text "
+                f"(proposed dtype '{dtype}')"
+            )
+        return {"dtype": dtype, "role": "target", "min": spec["min"], "max": spec["max"]}, task
+    if dtype == "float":
+        raise AdoptError(
+            f"the target '{name}' holds fractional numbers: pass --task regression, or "
+            "label the classes with whole numbers or words"
+        )
+    if dtype in {"int", "bool"}:
+        return {"dtype": dtype, "role": "target"}, task
+    categories = sorted(present.unique().tolist())
+    if len(categories) < 2:
+        raise AdoptError(f"the target '{name}' has fewer than two classes: {categories}")
+    return {"dtype": "category", "role": "target", "categories": categories}, task
+
+
+def propose_contract(frame: pd.DataFrame, *, target: str, task: Task | None = None) -> Proposal:
+    """A data contract for a text table: dtypes, roles, ranges, categories, nullability.
+
+    Raises:
+        AdoptError: when the target is absent or cannot be the target of any task.
+    """
+    if target not in frame.columns:
+        raise AdoptError(f"--target '{target}' is not a column of the table: {list(frame.columns)}")
+    columns: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    for name in frame.columns:
+        spec, reason = propose_column(name, frame[name], rows=len(frame))
+        if name == target:
+            spec, task = _target_spec(name, spec, frame[name], task)
+            reason = f"the target ({task})"
+        columns[name] = spec
+        reasons[name] = reason
+    if not any(s.get("role", "feature") == "feature" for s in columns.values()):
+        raise AdoptError(
+            "no column could be proposed as a feature (all are identifiers, free text, dates, "
+            "constant or the target)"
+        )
+    return Proposal({"task": task, "strict": True, "columns": columns}, reasons)
+
+
+def propose_params(contract: dict[str, Any], template: dict[str, Any] | None) -> dict[str, Any]:
+    """Params for the contract: generic gates and metrics, no derived features, no slices.
+
+    The sections that do not depend on the data (serve, deploy, monitor) are kept from
+    `template` (the current params.yaml) when there is one.
+    """
+    task = contract["task"]
+    headline = list(HEADLINE[task])
+    scores = [m for m in headline if m.endswith("_score")]
+    losses = [m for m in headline if not m.endswith("_score")]
+    kept = {k: v for k, v in (template or {}).items() if k in {"serve", "deploy", "monitor"}}
+    monitor = dict(kept.get("monitor", {}))
+    if isinstance(monitor.get("decay"), dict):
+        monitor["decay"] = {**monitor["decay"], "metric": None}
+    if monitor:
+        kept["monitor"] = monitor
+    latency = (template or {}).get("gates", {}).get("latency_budget_ms_per_row", 100.0)
+    return {
+        "seed": (template or {}).get("seed", 42),
+        "contract": contract,
+        "validate": {"examples_per_failure": 5},
+        "prepare": {
+            "drop_duplicate_rows": True,
+            "split": {
+                "method": "random",
+                "test_size": 0.2,
+                "stratify": task == "classification",
+                "time_column": None,
+            },
+        },
+        "train": {
+            "derived_features": {},
+            "estimator": {"name": "random_forest", "n_estimators": 200, "min_samples_leaf": 1},
+        },
+        "evaluate": {
+            "headline": headline,
+            "bootstrap": {"n_resamples": 1000, "confidence": 0.95},
+            "slices": [],
+            "calibration_bins": 5,
+        },
+        "explain": {"max_rows": 500, "background_rows": 100},
+        "gates": {
+            "mode": "enforce",
+            "floors": {},
+            "max_regression": {m: {"relative": 0.5} for m in losses},
+            "non_inferiority": {m: {"margin": 0.02} for m in scores},
+            "latency_budget_ms_per_row": latency,
+        },
+        **kept,
+    }
+
+
+HEADER = """\
+# Proposed by `mlgitops init` from {data}: review every column below (dtype, role, min/max,
+# categories, nullable), then `make repro`. See README, "Adopt it for your own data".
+"""
+
+
+def write_params(params: dict[str, Any], path: Path, *, data: str) -> None:
+    """Write params as YAML (column names kept as written, non-ASCII included)."""
+    text = yaml.safe_dump(params, sort_keys=False, allow_unicode=True, width=100)
+    path.write_text(HEADER.format(data=data) + text, encoding="utf-8")
+
+
+def review_lines(proposal: Proposal) -> list[str]:
+    """What the user should check, one line per column."""
+    lines = [f"task: {proposal.contract['task']}"]
+    for name, spec in proposal.contract["columns"].items():
+        role = spec.get("role", "feature")
+        null = ", nullable" if spec.get("nullable") else ""
+        lines.append(f"  {name!r}: {spec['dtype']}, {role}{null} ({proposal.reasons[name]})")
+    return lines
+
+
+def adopt(
+    data: Path,
+    *,
+    target: str,
+    task: Task | None,
+    repo: Path,
+    params_path: Path,
+    track: bool = True,
+) -> Proposal:
+    """Propose the contract and params for `data`, write them, copy the table to
+    data/raw.csv and `dvc add` it.
+
+    Raises:
+        AdoptError: when the table cannot be adopted as given.
+        ParamsError: when the proposal does not validate (a defect of the proposal).
+    """
+    frame = read_table(data)
+    proposal = propose_contract(frame, target=target, task=task)
+    template_path = repo / params_path
+    template = yaml.safe_load(template_path.read_text("utf-8")) if template_path.exists() else None
+    params = propose_params(proposal.contract, template if isinstance(template, dict) else None)
+    parsed = parse_params(params, source=f"the params proposed for {data}")
+    _, report = check_table(frame, parsed.contract)
+    if not report["valid"]:
+        raise AdoptError(violation_message(report, str(data)))
+    write_params(params, template_path, data=data.name)
+    raw = repo / RAW_DATA_PATH
+    if data.resolve() != raw.resolve():
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(data, raw)
+    if track:
+        added = subprocess.run(
+            [tool("dvc"), "add", RAW_DATA_PATH.parent.as_posix()],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if added.returncode != 0:
+            raise AdoptError(f"`dvc add data` failed: {added.stderr.strip()}")
+    return proposal
+
+
+def _init(args: argparse.Namespace) -> int:
+    try:
+        proposal = adopt(
+            args.data,
+            target=args.target,
+            task=args.task,
+            repo=args.repo,
+            params_path=args.params,
+            track=not args.no_dvc,
+        )
+    except (AdoptError, ParamsError, FileNotFoundError, UnicodeDecodeError) as error:
+        logger.error("cannot adopt %s: %s", args.data, error)
+        return 1
+    print(f"wrote {args.params} and {RAW_DATA_PATH} from {args.data}; review the contract:")
+    print("\n".join(review_lines(proposal)))
+    print(
+        "\nThen:\n"
+        "  - widen each min/max to what is valid, not only what this sample holds (the\n"
+        "    service refuses values outside them); add categories that may appear later\n"
+        "  - check identifier and personal columns: they are never features or logged\n"
+        "  - optional: derived_features, evaluate.slices, gates.floors, a time split\n"
+        "  - make repro && make test\n"
+        "  - git add params.yaml data.dvc && git commit, then push the data where clones\n"
+        "    can pull it: `dvc remote add -d storage <url>` and `dvc push`"
+    )
+    return 0
+
+
+def register_adopt_commands(commands: Any) -> None:
+    """Add `mlgitops init`."""
+    init = commands.add_parser(
+        "init",
+        help="adopt a CSV: propose the contract and params.yaml, copy it to data/raw.csv, "
+        "dvc add it, print what to review",
+    )
+    init.add_argument("--data", type=Path, required=True, help="the CSV to adopt")
+    init.add_argument("--target", required=True, help="the column to predict")
+    init.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        help="default: classification for text, bool or few-valued integer targets",
+    )
+    init.add_argument("--repo", type=Path, default=Path("."), help="project root")
+    init.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
+    init.add_argument("--no-dvc", action="store_true", help="do not run `dvc add data`")
+    init.set_defaults(handler=_init)

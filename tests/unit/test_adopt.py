@@ -1,0 +1,91 @@
+"""`mlgitops init`: the contract it proposes for a table accepts that table and keeps the
+types and roles the table's own contract gave it; a table it cannot adopt is named."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mlgitops.adopt import AdoptError, propose_contract, propose_params
+from mlgitops.cli import main
+from mlgitops.config import parse_params
+from mlgitops.contract import check_table
+from tables import random_shape, table_from_contract
+
+SHAPES = st.builds(
+    lambda seed, kind: (seed, *kind),
+    st.integers(0, 10_000),
+    st.sampled_from(
+        [
+            ("classification", "category", 2),
+            ("classification", "category", 4),
+            ("classification", "int", 3),
+            ("classification", "bool", 2),
+            ("regression", "float", 0),
+            ("regression", "int", 0),
+        ]
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(shape=SHAPES)
+def test_proposed_contract_accepts_the_table_and_keeps_its_types(shape):
+    # Given a table made from a generated contract, when init proposes a contract from the
+    # CSV text alone, then the proposed params parse, the table satisfies them, the task is
+    # the same, and every column keeps its dtype family and is a feature only if it was one.
+    seed, task, target_dtype, classes = shape
+    original = parse_params(
+        random_shape(seed, task=task, target_dtype=target_dtype, classes=classes).params
+    ).contract
+    table = table_from_contract(original, rows=200, seed=seed)
+    proposal = propose_contract(table, target=original.target, task=task)
+    params = parse_params(propose_params(proposal.contract, None))
+    _, report = check_table(table, params.contract)
+    assert report["valid"], f"the proposed contract refuses its own table: {report['failures']}"
+    assert params.contract.task == task
+    assert params.contract.target == original.target
+    for name, spec in original.columns.items():
+        proposed = params.contract.columns[name]
+        if spec.dtype in {"int", "float", "bool", "date"} and spec.role != "identifier":
+            assert proposed.dtype == spec.dtype, f"{name}: {spec.dtype} became {proposed.dtype}"
+        if name not in original.features:
+            assert name not in params.contract.features, f"{name} became a feature"
+    assert not params.train.derived_features, "init must propose no derived features"
+
+
+def _table(**columns: list) -> pd.DataFrame:
+    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()})
+
+
+@pytest.mark.parametrize(
+    ("table", "target", "task", "expected"),
+    [
+        (_table(x=["1", "2", "3"], y=["a", "b", "a"]), "z", None, "is not a column"),
+        (_table(x=["1", "2", "3"], y=["a", None, "a"]), "y", None, "missing value"),
+        (_table(x=["1", "2", "3"], y=["0.5", "1.5", "2.5"]), "y", "classification", "regression"),
+        (_table(x=["1", "2", "3"], y=["a", "b", "a"]), "y", "regression", "numeric target"),
+        (_table(x=["1", "1", "1"], y=["a", "b", "a"]), "y", None, "no column could be"),
+    ],
+    ids=["no-target", "nullable-target", "fractional-classes", "text-regression", "no-feature"],
+)
+def test_tables_that_cannot_be_adopted_are_named(table, target, task, expected):
+    with pytest.raises(AdoptError, match=expected):
+        propose_contract(table, target=target, task=task)
+
+
+def test_init_error_is_one_line_without_traceback(tmp_path, caplog, capsys):
+    # Given a CSV whose target is not a column, when `mlgitops init` runs, then it exits 1
+    # with a message naming the column, and no traceback.
+    data = tmp_path / "my.csv"
+    data.write_text("a,b\n1,x\n2,y\n")
+    with caplog.at_level(logging.ERROR):
+        code = main(["init", "--data", str(data), "--target", "c", "--repo", str(tmp_path)])
+    assert code == 1
+    assert "'c' is not a column" in caplog.text, caplog.text
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+    assert not (tmp_path / "params.yaml").exists(), "a failed init wrote params"
