@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, ParamChange, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
+from mlgitops.report.markdown import fmt
 
 BASE_METRICS = {
     "accuracy_score": 0.93,
@@ -115,11 +116,9 @@ def repo(tmp_path, seed):
     return repo
 
 
-def make_pr(repo: Path, seed: int, metrics: dict) -> None:
+def make_pr(repo: Path, seed: int, metrics: dict) -> ParamChange:
     """Workspace changes of a PR: a param, the data, a new column and category, shifted rows."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator"]["n_estimators"] = 50
-    write(repo, "params.yaml", params)
+    change = change_a_hyperparameter(repo / "params.yaml")
     write(repo, "reports/metrics.json", metrics)
     write(
         repo,
@@ -145,6 +144,7 @@ def make_pr(repo: Path, seed: int, metrics: dict) -> None:
     write(repo, "data.dvc", {"outs": [{"md5": "bbbb.dir", "path": "data"}]})
     write(repo, "artifacts/train.csv", training_rows(seed + 1, 1000.0))
     run(["dvc", "add", "-q", "artifacts/train.csv"], repo)
+    return change
 
 
 def report(repo: Path, base: str = "HEAD", *extra: str) -> tuple[int, dict, str]:
@@ -174,14 +174,14 @@ def report(repo: Path, base: str = "HEAD", *extra: str) -> tuple[int, dict, str]
 def test_metrics_params_and_data_diffs(repo, seed, monkeypatch, tmp_path):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    make_pr(repo, seed, pr_metrics(0.95, 0.03, loss=0.2))
+    change = make_pr(repo, seed, pr_metrics(0.95, 0.03, loss=0.2))
     code, data, markdown = report(repo, "HEAD", "--pr-number", "12")
     assert code == 0
     assert data["pr_number"] == 12
     headline = {r["metric"]: r for r in data["headline"]}
     assert headline["balanced_accuracy_score"]["delta"] == pytest.approx(0.02)
     assert headline["log_loss"]["improved"] is True
-    assert {"key": "train.estimator.n_estimators", "base": 200, "new": 50} in data["params_diff"]
+    assert {"key": change.key, "base": change.old, "new": change.new} in data["params_diff"]
     diff = data["data_diff"]
     assert diff["data_changed"]
     assert diff["data_hash_base"] == "aaaa.dir"
@@ -204,7 +204,7 @@ def test_metrics_params_and_data_diffs(repo, seed, monkeypatch, tmp_path):
     for text in (
         "Headline metrics",
         "| `balanced_accuracy_score` | 0.9300 | 0.9500 | +0.0200",
-        "`train.estimator.n_estimators` | 200 | 50",
+        f"`{change.key}` | {fmt(change.old)} | {fmt(change.new)}",
         "Torgersen",
         "xychart-beta",
         "git checkout",
