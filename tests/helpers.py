@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The files through which an Actions step talks to its runner.
+RUNNER_FILES = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STATE")
 
 
 def tracked_files(root: Path) -> list[str]:
@@ -121,3 +123,17 @@ def change_a_hyperparameter(params_path: Path) -> ParamChange:
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     load_params(params_path)  # the change is one the product accepts
     return ParamChange(f"train.estimator.{name}", old, new)
+
+
+def run_pytest(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A separate pytest run (quiet, no cache folder) with the test interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
