@@ -23,6 +23,7 @@ TIERS = (
     "lifecycle",
     "monitor",
     "reliability",
+    "actions",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
