@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv adopt data repro metrics report gate test test-fast lint format lock bench-pipeline bench-rollback clean
+.PHONY: help venv adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: $(STAMP) node_modules/.installed ## Run every test, slow ones included
 
 test-fast: $(STAMP) node_modules/.installed ## Run the tests not marked slow
 	pytest -m "not slow"
+
+test-actions: $(STAMP) ## Execute every workflow with act (host mode, stand-in actions and API)
+	pytest tests/actions
 
 lint: $(STAMP) ## Check style and formatting
 	ruff check --no-cache src tests benchmarks

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, copy_project, fetch_data, run
+from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, RUNNER_FILES, copy_project, fetch_data, run
 from mlgitops.config import Params, load_params
 
 TIERS = (
@@ -24,9 +24,18 @@ TIERS = (
     "monitor",
     "reliability",
     "adoption",
+    "actions",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_from_the_runner(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without the runner's step files (job summary, step outputs): a test
+    that writes them sets its own, and never writes into the suite's own Test step."""
+    for name in RUNNER_FILES:
+        monkeypatch.delenv(name, raising=False)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PARAMS_PATH = PROJECT_ROOT / "tests" / "example_params.yaml"
+# The files through which an Actions step talks to its runner.
+RUNNER_FILES = ("GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STATE")
 
 
 def tracked_files(root: Path) -> list[str]:
@@ -102,3 +104,51 @@ def call_asgi(
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return AsgiAnswer(start["status"], dict(start.get("headers") or []), body)
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    """One hyperparameter a test changed in a params.yaml: its dotted key, old and new value."""
+
+    key: str
+    old: int | float
+    new: int | float
+
+
+def change_a_hyperparameter(params_path: Path) -> ParamChange:
+    """Change one numeric hyperparameter of whichever estimator params.yaml names, in place.
+
+    The suite runs on every PR's own params, so a test that needs "a changed hyperparameter"
+    takes it from the file instead of assuming main's estimator or values. Ints grow by one,
+    floats halve (or become 1.0 from 0), which every numeric bound of the estimators allows.
+    """
+    import yaml
+
+    from mlgitops.config import load_params
+
+    raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
+    estimator = load_params(params_path).train.estimator.model_dump()
+    name, old = next(
+        (field, value)
+        for field, value in estimator.items()
+        if isinstance(value, int | float) and not isinstance(value, bool) and field != "n_jobs"
+    )
+    new = old + 1 if isinstance(old, int) else (old / 2 if old else 1.0)
+    raw["train"]["estimator"][name] = new
+    params_path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+    load_params(params_path)  # the change is one the product accepts
+    return ParamChange(f"train.estimator.{name}", old, new)
+
+
+def run_pytest(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A separate pytest run (quiet, no cache folder) with the test interpreter."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )

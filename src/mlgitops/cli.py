@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from mlgitops.adopt import register_adopt_commands
+from mlgitops.ci import optional_pr_number, register_ci_commands
 from mlgitops.deploy.commands import register_deploy_commands
 from mlgitops.deploy.orchestrate import add_deploy_command
 from mlgitops.logs import configure_logging
@@ -69,13 +70,6 @@ def format_metrics(metrics: dict, *, headline: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a PR number is a positive integer, nothing else."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(text)
-
-
 def _report(args: argparse.Namespace) -> int:
     from mlgitops.config import ParamsError
     from mlgitops.deploy.record import find as find_record
@@ -92,6 +86,7 @@ def _report(args: argparse.Namespace) -> int:
             pr_number=args.pr_number,
             deployments=args.deployments or find_record(repo),
             environ=dict(os.environ),
+            head=args.head_sha,
         )
         report, markdown = build(inputs)
     except (RevisionError, ParamsError, FileNotFoundError) as error:
@@ -130,9 +125,18 @@ def _gate(args: argparse.Namespace) -> int:
 def _comment_target(args: argparse.Namespace) -> int:
     from mlgitops.report.github import client_from_environ, repository_from_environ
     from mlgitops.report.target import TargetError, pr_number_from_report, verify_pull_request
+    from mlgitops.report.tests import SummaryError, comment_body, read_summary
 
     try:
-        number = pr_number_from_report(args.report)
+        summary = read_summary(args.tests) if args.tests and args.tests.exists() else None
+        has_report = args.report.exists()
+        number = pr_number_from_report(args.report) if has_report else None
+        if summary is not None and summary.pr_number is not None:
+            if number is not None and number != summary.pr_number:
+                raise TargetError("report.json and tests.json name different pull requests")
+            number = summary.pr_number
+        if number is None:
+            raise TargetError(f"neither {args.report} nor the test summary names a pull request")
         if args.head_sha:
             with client_from_environ() as client:
                 verify_pull_request(
@@ -141,9 +145,14 @@ def _comment_target(args: argparse.Namespace) -> int:
                     head_sha=args.head_sha,
                     repository=repository_from_environ(args.repository),
                 )
-    except TargetError as error:
+    except (TargetError, SummaryError) as error:
         logger.error("refusing to comment: %s", error)
         return 1
+    if args.body:
+        markdown = args.report.with_name("report.md")
+        report = markdown.read_text(encoding="utf-8") if has_report and markdown.exists() else None
+        args.body.parent.mkdir(parents=True, exist_ok=True)
+        args.body.write_text(comment_body(report, summary), encoding="utf-8")
     line = f"pr_number={number}"
     output = os.environ.get("GITHUB_OUTPUT")
     if output:
@@ -212,7 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--base", help="base revision (default: merge-base with the main branch)")
     report.add_argument("--main-branch", default="main", help="for the default --base")
     report.add_argument("--output-dir", type=Path, default=Path("report"))
-    report.add_argument("--pr-number", type=positive_int, help="recorded for the comment job")
+    report.add_argument(
+        "--pr-number",
+        type=optional_pr_number,
+        help="recorded for the comment job (empty: no pull request, e.g. a merge queue run)",
+    )
+    report.add_argument(
+        "--head-sha", help="the commit a reviewer reproduces (default: HEAD; in CI the PR head)"
+    )
     report.add_argument("--params", type=Path, default=Path("params.yaml"))
     report.add_argument("--repo", type=Path, default=Path("."))
     report.add_argument(
@@ -238,6 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
         "GitHub API, token from GITHUB_TOKEN), so a report cannot name another PR",
     )
     target.add_argument("--repository", help="owner/name (default: $GITHUB_REPOSITORY)")
+    target.add_argument(
+        "--tests", type=Path, help="tests.json of the PR's test job (untrusted, validated)"
+    )
+    target.add_argument(
+        "--body", type=Path, help="write the comment here: the tests' outcome, then report.md"
+    )
     target.set_defaults(handler=_comment_target)
 
     deployed = commands.add_parser(
@@ -255,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_command(commands)
     register_deploy_commands(commands)
     register_monitor_commands(commands)
+    register_ci_commands(commands)
     return parser
 
 

@@ -19,6 +19,7 @@ from mlgitops.cli import build_parser
 
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 COMMIT_OUTPUT = "${{ needs.verify-build.outputs.commit }}"
+TARGET = '"$MLGITOPS_DEPLOY_TARGET"'  # the repository variable, kubernetes by default
 
 
 def load(name: str) -> dict[str, Any]:
@@ -171,7 +172,8 @@ def test_containerize_logs_in_to_ghcr_with_the_job_token(deploy):
     assert login["with"]["registry"] == "ghcr.io"
     assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
     steps = job["steps"]
-    containerize = step_running(job, "mlgitops deploy --target kubernetes --step containerize")
+    containerize = step_running(job, "mlgitops deploy")
+    assert "--step containerize" in containerize["run"]
     assert steps.index(login) < steps.index(containerize), "login must come before the push"
 
 
@@ -188,11 +190,11 @@ def test_the_steps_run_in_order_verify_build_containerize_release(deploy):
     # uploaded whatever the outcome.
     jobs = deploy["jobs"]
     assert runs(jobs["verify-build"])[-2:] == [
-        "mlgitops deploy --target kubernetes --step verify",
-        "mlgitops deploy --target kubernetes --step build",
+        f"mlgitops deploy --target {TARGET} --step verify",
+        f"mlgitops deploy --target {TARGET} --step build",
     ]
     assert jobs["containerize"]["needs"] == "verify-build"
-    release = step_running(jobs["deploy"], "mlgitops deploy --target kubernetes --step release")
+    release = step_running(jobs["deploy"], f"mlgitops deploy --target {TARGET} --step release")
     assert release["run"].endswith('--image "$MLGITOPS_IMAGE"')
     record = step_using(jobs["deploy"], "actions/upload-artifact")
     assert record["if"] == "always()", "the record must be uploaded when the release fails too"
@@ -200,6 +202,29 @@ def test_the_steps_run_in_order_verify_build_containerize_release(deploy):
     uploaded = step_using(jobs["verify-build"], "actions/upload-artifact")["with"]["name"]
     downloaded = step_using(jobs["containerize"], "actions/download-artifact")["with"]["name"]
     assert uploaded == downloaded == "bento", "containerize must use the bento verify-build built"
+
+
+def test_the_bento_artifact_carries_bentos_and_models(deploy):
+    # Given the bento artifact, then it holds the bento store's bentos/ and models/ (the bento
+    # only references its model) and every download puts them back into one store.
+    upload = step_using(deploy["jobs"]["verify-build"], "actions/upload-artifact")["with"]
+    paths = {line.strip().rstrip("/") for line in upload["path"].splitlines() if line.strip()}
+    assert paths == {"build/bentoml/bentos", "build/bentoml/models"}, f"uploads {paths}"
+    download = step_using(deploy["jobs"]["containerize"], "actions/download-artifact")["with"]
+    assert download["path"].rstrip("/") == "build/bentoml", f"downloads into {download['path']}"
+
+
+def test_the_deploy_target_is_a_repository_variable_kubernetes_by_default(deploy):
+    # Given deploy.yml, then the target comes from vars.MLGITOPS_DEPLOY_TARGET (kubernetes when
+    # unset); for `local` the image job is skipped and the release runs on a self-hosted runner.
+    assert deploy["env"]["MLGITOPS_DEPLOY_TARGET"] == (
+        "${{ vars.MLGITOPS_DEPLOY_TARGET || 'kubernetes' }}"
+    )
+    jobs = deploy["jobs"]
+    assert jobs["containerize"]["if"] == "vars.MLGITOPS_DEPLOY_TARGET != 'local'"
+    assert "self-hosted" in jobs["deploy"]["runs-on"]
+    assert "needs.containerize.result == 'skipped'" in jobs["deploy"]["if"]
+    assert "needs.verify-build.result == 'success'" in jobs["deploy"]["if"]
 
 
 # --- rollback.yml -----------------------------------------------------------------------
@@ -271,7 +296,27 @@ def test_emergency_mode_pushes_main_then_calls_deploy(rollback):
     assert call["uses"] == "./.github/workflows/deploy.yml"
     assert call["needs"] == "revert-main"
     assert call["with"] == {"ref": "${{ needs.revert-main.outputs.commit }}"}
-    assert "secrets" not in call, "secrets live on the production environment, not passed"
+
+
+def secrets_read(job: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+def test_the_emergency_deploy_gets_exactly_the_secrets_deploy_yml_needs(rollback, deploy):
+    # Given deploy.yml called by rollback.yml, then the secrets its jobs without an environment
+    # read (the production job gets its own from the environment) are declared by
+    # workflow_call and passed by the caller: exactly those, so the model key reaches the
+    # build and the rollback is encrypted like a push deploy.
+    needed = set().union(
+        *(secrets_read(job) for job in deploy["jobs"].values() if "environment" not in job)
+    )
+    assert needed == {"MLGITOPS_MODEL_KEY"}, f"deploy.yml's build jobs read {needed}"
+    declared = set(deploy["on"]["workflow_call"].get("secrets") or {})
+    assert needed <= declared, f"workflow_call declares {declared}, the jobs need {needed}"
+    passed = rollback["jobs"]["deploy"].get("secrets") or {}
+    assert passed == {name: f"${{{{ secrets.{name} }}}}" for name in needed}, (
+        f"rollback.yml passes {passed}, deploy.yml needs exactly {needed}"
+    )
 
 
 def test_rollback_checkouts_have_full_history_and_no_stored_token(rollback):
@@ -290,10 +335,11 @@ def test_every_mlgitops_command_parses_with_the_cli(name):
     parser = build_parser()
     for job in load(name)["jobs"].values():
         for command in runs(job):
-            words = shlex.split(command)
-            if Path(words[0]).name != "mlgitops":
-                continue
-            try:
-                parser.parse_args(words[1:])
-            except SystemExit:
-                pytest.fail(f"{name}: `{command}` is not accepted by `mlgitops`")
+            for target in ("kubernetes", "local"):
+                words = shlex.split(command.replace(TARGET, target))
+                if Path(words[0]).name != "mlgitops":
+                    continue
+                try:
+                    parser.parse_args(words[1:])
+                except SystemExit:
+                    pytest.fail(f"{name}: `{command}` is not accepted by `mlgitops`")

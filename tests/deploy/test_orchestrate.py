@@ -11,7 +11,7 @@ from typing import ClassVar
 
 import pytest
 
-from helpers import run
+from helpers import change_a_hyperparameter, run
 from mlgitops.cli import main as cli
 from mlgitops.deploy import record
 from mlgitops.deploy.local import LocalTarget
@@ -45,8 +45,9 @@ def test_verify_refuses_stale_outputs_and_names_them(reproduced):
 
 @pytest.mark.slow
 def test_verify_refuses_changed_params(reproduced):
-    params = reproduced / "params.yaml"
-    params.write_text(params.read_text().replace("n_estimators: 200", "n_estimators: 20"))
+    # Given any estimator the params name, when one of its hyperparameters changes after the
+    # pipeline ran, then verify refuses the workspace and names the stale train stage.
+    change_a_hyperparameter(reproduced / "params.yaml")
     with pytest.raises(DeployError, match=r"train: params\.yaml \(train modified\)"):
         verify(reproduced)
 

@@ -1,8 +1,9 @@
 """The retraining trigger of monitor.yml, run step by step in a local git repository.
 
 `cml` cannot run here, so a recorder stands in for it on PATH: it records its arguments and
-does what `cml pr create` does locally (a branch and one commit of the given paths), without
-the push and the pull-request call.
+checks what `cml pr create` finds on an existing branch (the branch on origin; nothing to
+commit), without the pull-request call. `mlgitops retrain-branch` commits and pushes for real,
+to a bare origin.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 import yaml
 
 from helpers import PROJECT_ROOT, run
+from mlgitops.ci import git_tracked_outputs
 from mlgitops.serving.package import locked_md5
 
 pytestmark = pytest.mark.slow
@@ -27,31 +29,24 @@ WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "monitor.yml"
 EXPRESSION = re.compile(r"\$\{\{\s*([^}]*?)\s*\}\}")
 
 RECORDER = '''#!{python}
-"""A stand-in for `cml pr create`: records argv, then branches and commits like CML."""
+"""A stand-in for `cml pr create --branch B`: records argv; B must exist on origin, since
+CML (0.20.6) commits and pushes nothing to an existing branch."""
 import json, subprocess, sys
 with open({log!r}, "a") as handle:
     handle.write(json.dumps(sys.argv[1:]) + "\\n")
 args = sys.argv[1:]
 assert args[:2] == ["pr", "create"], args
-options, paths, i = {{}}, [], 2
-while i < len(args):
-    if args[i].startswith("--"):
-        options[args[i]] = args[i + 1]
-        i += 2
-    else:
-        paths.append(args[i])
-        i += 1
-git = ["git", "-c", "user.name=" + options["--user-name"], "-c",
-       "user.email=" + options["--user-email"]]
-subprocess.run(["git", "checkout", "-q", "-b", options["--branch"]], check=True)
-subprocess.run(["git", "add", "--force", *paths], check=True)
-subprocess.run([*git, "commit", "-q", "-m", options["--message"]], check=True)
-subprocess.run(["git", "checkout", "-q", "-"], check=True)
+options = dict(zip(args[2::2], args[3::2]))
+assert all(key.startswith("--") for key in options), f"paths given to cml: {{args}}"
+listed = subprocess.run(["git", "ls-remote", "origin", options["--branch"]],
+                        capture_output=True, text=True, check=True).stdout
+assert listed.strip(), "the branch is not on origin"
 print("https://github.invalid/pull/1")
 '''
 
 VALUES = {
     "github.run_id": "4242",
+    "github.run_attempt": "1",
     "secrets.GITHUB_TOKEN": "not-a-token",
     "vars.MLGITOPS_LOG_URL": "unused",
 }
@@ -132,11 +127,24 @@ def test_drift_retrains_and_commits_an_updated_lock_on_a_branch(
     raw.write_text("".join(lines[:-20]))
     run(["dvc", "add", "data"], repo)
     main_before = run(["git", "rev-parse", "main"], repo).stdout.strip()
+    origin = tmp_path / "origin.git"
+    run(["git", "init", "-q", "--bare", str(origin)], tmp_path)
+    run(["git", "remote", "add", "origin", str(origin)], repo)
+    run(["git", "push", "-q", "origin", "main"], repo)
 
-    for name in ("Retrain", "Open the retraining pull request"):
+    for name in (
+        "Retrain",
+        "Commit the retraining on a new branch and push it",
+        "Open the retraining pull request",
+    ):
         assert run_step(steps[name], repo, env) == 0, f"step {name} failed"
 
-    branch = "monitor/retrain-4242"
+    branch = "monitor/retrain-4242-1"
+    left = run(
+        ["git", "status", "--porcelain", "--", *git_tracked_outputs(repo / "dvc.yaml")], repo
+    )
+    assert not left.stdout.strip(), f"git-tracked outputs left out of the commit:\n{left.stdout}"
+    assert run(["git", "ls-remote", "origin", branch], repo).stdout.strip(), "branch not pushed"
     changed = run(["git", "diff", "--name-only", "main", branch], repo).stdout.split()
     assert "dvc.lock" in changed, f"the branch does not update dvc.lock: {changed}"
     assert "data.dvc" in changed, f"the branch does not update data.dvc: {changed}"
@@ -146,7 +154,7 @@ def test_drift_retrains_and_commits_an_updated_lock_on_a_branch(
     assert run(["git", "rev-parse", "main"], repo).stdout.strip() == main_before, "main moved"
     recorded = recorder_log.read_text().splitlines()
     assert len(recorded) == 1, f"cml ran {len(recorded)} times: {recorded}"
-    assert '"--branch", "monitor/retrain-4242"' in recorded[0], f"cml arguments: {recorded}"
+    assert f'"--branch", "{branch}"' in recorded[0], f"cml arguments: {recorded}"
 
 
 def _json(record: dict) -> str:

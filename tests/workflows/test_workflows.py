@@ -312,10 +312,14 @@ def test_pr_fetches_what_is_deployed_before_the_report_without_depending_on_it()
     # before the report is built, and a failure to fetch it does not fail the job: the report
     # then compares with the base branch only and says why.
     workflow = load(WORKFLOWS / "pr.yml")
+    reporting = 0
     for job_id, job in workflow["jobs"].items():
         writes = {k for k, v in job.get("permissions", {}).items() if v == "write"}
         assert writes <= {"id-token"}, f"pr.yml:{job_id} may write {writes}"
         runs = [step.get("run", "") for step in job.get("steps", [])]
+        if not any(run.startswith("mlgitops report") for run in runs):
+            continue
+        reporting += 1
         fetch = next(
             i for i, run in enumerate(runs) if run.startswith("mlgitops fetch-deployments")
         )
@@ -325,6 +329,7 @@ def test_pr_fetches_what_is_deployed_before_the_report_without_depending_on_it()
         assert step.get("continue-on-error") is True, "a failed fetch would fail the PR job"
         assert job["permissions"].get("actions") == "read", "listing deploy runs needs it"
         assert "--output deployments.jsonl" in step["run"], "the report reads deployments.jsonl"
+    assert reporting == 1, f"{reporting} jobs of pr.yml build the report"
 
 
 def test_remote_steps_are_skipped_for_forks_and_unconfigured_remotes():
@@ -363,3 +368,118 @@ def test_pr_comment_is_wired_to_pr():
     }
     assert downloaded, "pr-comment.yml downloads no artifact"
     assert downloaded <= uploaded, f"pr-comment downloads {downloaded}, pr uploads {uploaded}"
+
+
+def cml_commands(name: str) -> list[list[str]]:
+    """The `cml ...` runs of one workflow, split into words."""
+    return [
+        shlex.split(step["run"])
+        for _, step in steps(load(WORKFLOWS / name))
+        if step.get("run", "").startswith("cml ")
+    ]
+
+
+def test_pr_comment_never_lets_cml_publish_files():
+    # Given pr-comment.yml, then every `cml comment` carries --no-publish: without it CML
+    # uploads each local file report.md (PR-controlled) links to, from the privileged runner,
+    # to its public asset host, and rewrites the markdown on the way.
+    comments = [words for words in cml_commands("pr-comment.yml") if words[1] == "comment"]
+    assert comments, "pr-comment.yml runs no `cml comment`"
+    for words in comments:
+        assert "--no-publish" in words, f"`cml comment` without --no-publish: {shlex.join(words)}"
+
+
+def job_runs(job: dict[str, Any]) -> list[str]:
+    return [step.get("run", "") for step in job.get("steps", [])]
+
+
+def test_pr_runs_tests_and_report_as_separate_jobs_and_the_check_needs_both():
+    # Given pr.yml, then the tests and the report are separate jobs that do not wait for
+    # each other, both upload their artifact whatever happens, and the required check needs
+    # both, runs even when one failed (a skipped required check counts as passed) and
+    # passes their results to `mlgitops required-check`.
+    jobs = load(WORKFLOWS / "pr.yml")["jobs"]
+    tests = next(j for j in jobs.values() if "make test" in job_runs(j))
+    report = next(
+        j for j in jobs.values() if any(r.startswith("mlgitops report") for r in job_runs(j))
+    )
+    assert tests is not report, "tests and report run in one job"
+    assert "needs" not in tests, "the tests wait for another job"
+    assert "needs" not in report, "the report waits for another job"
+    assert "make test" not in job_runs(report), "the report job runs the suite again"
+    uploads = {
+        step["with"]["name"]: step.get("if")
+        for job in (tests, report)
+        for step in job["steps"]
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+    }
+    assert uploads == {"pr-tests": "always()", "pr-report": "always()"}, uploads
+    ids = {id(j): name for name, j in jobs.items()}
+    check = next(j for j in jobs.values() if "needs" in j)
+    assert set(check["needs"]) == {ids[id(tests)], ids[id(report)]}
+    assert check["if"] == "always()"
+    command = next(r for r in job_runs(check) if "required-check" in r)
+    for name in check["needs"]:
+        assert f'--need "{name}=$' in command, f"{name}'s result is not checked: {command}"
+    env = next(s for s in check["steps"] if "required-check" in s.get("run", ""))["env"]
+    assert sorted(env.values()) == sorted(f"${{{{ needs.{n}.result }}}}" for n in check["needs"])
+
+
+def test_pr_runs_in_the_merge_queue_with_its_base_and_head():
+    # Given pr.yml, then `merge_group` triggers it, and the report gets the merge group's base
+    # and head when there is no pull request; a merge-queue run may push (it is ours).
+    workflow = load(WORKFLOWS / "pr.yml")
+    assert "merge_group" in triggers(workflow)
+    report = next(s for _, s in steps(workflow) if s.get("run", "").startswith("mlgitops report"))
+    assert "github.event.merge_group.base_sha" in report["env"]["BASE_SHA"]
+    assert "github.event.merge_group.head_sha" in report["env"]["HEAD_SHA"]
+    assert "github.event.pull_request.head.sha" in report["env"]["HEAD_SHA"]
+    assert '--head-sha "$HEAD_SHA"' in report["run"]
+
+
+def test_the_report_hears_whether_the_record_fetch_failed():
+    workflow = load(WORKFLOWS / "pr.yml")
+    fetch = next(s for _, s in steps(workflow) if "fetch-deployments" in s.get("run", ""))
+    report = next(s for _, s in steps(workflow) if s.get("run", "").startswith("mlgitops report"))
+    assert report["env"]["MLGITOPS_DEPLOYMENTS_FETCH"] == f"${{{{ steps.{fetch['id']}.outcome }}}}"
+
+
+def test_pr_comment_comments_whatever_artifacts_exist():
+    # Given pr-comment.yml, then it downloads both artifacts without failing on a missing one
+    # and composes the comment from the test summary and the report.
+    comment = load(WORKFLOWS / "pr-comment.yml")
+    downloads = {
+        s["with"]["name"]: s
+        for _, s in steps(comment)
+        if s.get("uses", "").startswith("actions/download-artifact@")
+    }
+    assert set(downloads) == {"pr-report", "pr-tests"}
+    for name, step in downloads.items():
+        assert step.get("continue-on-error") is True, f"a missing {name} fails the job"
+    target = next(s for _, s in steps(comment) if "comment-target" in s.get("run", ""))
+    words = shlex.split(target["run"])
+    body = words[words.index("--body") + 1]
+    assert words[words.index("--tests") + 1].startswith(downloads["pr-tests"]["with"]["path"])
+    assert words[words.index("--report") + 1].startswith(downloads["pr-report"]["with"]["path"])
+    (update,) = [w for w in cml_commands("pr-comment.yml") if w[1] == "comment"]
+    assert update[-1] == body, f"cml posts {update[-1]}, comment-target writes {body}"
+
+
+def test_monitor_commits_every_tracked_output_on_a_branch_per_attempt():
+    # Given monitor.yml, then mlgitops commits and pushes the retraining (dvc.lock, data.dvc,
+    # monitor/ and every git-tracked output, from dvc.yaml), on a branch named by the run and
+    # its attempt, and CML only opens the pull request from that branch.
+    workflow = load(WORKFLOWS / "monitor.yml")
+    commit = next(s for _, s in steps(workflow) if "retrain-branch" in s.get("run", ""))
+    assert "--push" in commit["run"]
+    branch = commit["env"]["BRANCH"]
+    assert "github.run_id" in branch, branch
+    assert "github.run_attempt" in branch, f"a rerun would reuse the branch: {branch}"
+    (create,) = [w for w in cml_commands("monitor.yml") if w[1:3] == ["pr", "create"]]
+    opened = next(s for _, s in steps(workflow) if s.get("run", "").startswith("cml pr create"))
+    assert opened["env"]["BRANCH"] == branch, "CML opens a PR from another branch"
+    options = create[3:]
+    paths = [w for w in options[::2] if not w.startswith("--")]
+    assert len(options) % 2 == 0, f"CML is given paths to commit: {create}"
+    assert not paths, f"CML is given paths to commit (dropped on an existing branch): {paths}"
+    assert options[options.index("--branch") + 1] == "$BRANCH"

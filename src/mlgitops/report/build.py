@@ -43,6 +43,7 @@ class Inputs:
     champion: dict[str, Any] | None = None
     champion_note: str | None = None
     skipped: list[str] = field(default_factory=list)
+    record_fetch_failed: bool = False
 
 
 def champion_record(path: Path) -> dict[str, Any] | None:
@@ -68,12 +69,21 @@ def skipped_parts(environ: dict[str, str]) -> list[str]:
 
 
 def stage_runs(
-    repo: Path, stages: list[str], base_lock: dict[str, Any] | None, new_lock: dict[str, Any] | None
+    repo: Path,
+    stages: list[str],
+    base_lock: dict[str, Any] | None,
+    new_lock: dict[str, Any] | None,
+    committed_lock: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """For each stage: did its inputs or outputs change against the base (from the two
-    dvc.lock files), and did it run in this workspace (its run record, with the time)."""
+    dvc.lock files), and did it run in this workspace (its run record, with the time).
+
+    A changed stage that did not run here was either committed by the PR already (its entry
+    in the workspace's dvc.lock is the committed one: DVC skipped it) or restored by DVC from
+    its run cache (the workspace's entry differs from what the PR committed)."""
     base_stages = (base_lock or {}).get("stages", {})
     new_stages = (new_lock or {}).get("stages", {})
+    committed_stages = (committed_lock or {}).get("stages", {})
     rows = []
     for stage in stages:
         changed = base_stages.get(stage) != new_stages.get(stage)
@@ -83,6 +93,8 @@ def stage_runs(
         )
         if record is not None:
             status = "ran here"
+        elif changed and committed_stages.get(stage) == new_stages.get(stage):
+            status = "skipped: committed with this PR's dvc.lock"
         elif changed:
             status = "restored from the DVC run cache"
         else:
@@ -157,9 +169,20 @@ def build(inputs: Inputs) -> tuple[dict[str, Any], str]:
             base.json(compare.IMPORTANCE_PATH), new.json(compare.IMPORTANCE_PATH), TOP_FEATURES
         ),
         "stages": stage_runs(
-            repo, list(pipeline.get("stages", {})), base.yaml("dvc.lock"), new.yaml("dvc.lock")
+            repo,
+            list(pipeline.get("stages", {})),
+            base.yaml("dvc.lock"),
+            new.yaml("dvc.lock"),
+            Snapshot(repo, "HEAD").yaml("dvc.lock"),
         ),
         "latency_ms_per_row": latency,
+        "deployment_record": (
+            "found"
+            if inputs.champion is not None
+            else "fetch failed"
+            if inputs.record_fetch_failed
+            else "none"
+        ),
         "notes": [n for n in [*inputs.skipped, champion_note, latency_note] if n],
     }
     return report, render(report, base, new)
@@ -336,10 +359,14 @@ def _charts_section(report: dict[str, Any], base: Snapshot, new: Snapshot) -> st
 
 def _reproduce_section(report: dict[str, Any]) -> str:
     sha = report["head"]["sha"] or "<commit>"
+    # The PR's head commit (never the test merge CI checked out, which exists nowhere else);
+    # GitHub keeps it under pull/N/head, for forks too.
+    number = report.get("pr_number")
+    fetch = f"git fetch origin pull/{number}/head" if number else f"git fetch origin {sha}"
     return "\n".join(
         [
             "```console",
-            f"git fetch origin {sha}",
+            fetch,
             f"git checkout {sha}",
             "make repro        # venv, data, dvc repro, metrics",
             f"mlgitops report --base {report['base']['sha']}",
@@ -403,6 +430,8 @@ def render(report: dict[str, Any], base: Snapshot, new: Snapshot) -> str:
     if report["champion"]:
         deployed = str(report["champion"].get("commit", ""))[:12]
         title += f" · compared with the deployed model `{deployed}` too"
+    elif report.get("deployment_record") == "fetch failed":
+        title += " · the deployment record could not be fetched: compared with the base only"
     else:
         title += " · no deployment record: compared with the base branch only"
     notes = "".join(f"\n> [!WARNING]\n> {note}\n" for note in report["notes"])
@@ -445,21 +474,35 @@ def load_inputs(
     pr_number: int | None,
     deployments: Path,
     environ: dict[str, str],
+    head: str | None = None,
 ) -> Inputs:
-    """Resolve revisions and read params, the deployment record and the environment."""
+    """Resolve revisions and read params, the deployment record and the environment.
+
+    `head` is the commit a reviewer reproduces (the PR's head; the checkout may be the test
+    merge of it with the base). `MLGITOPS_DEPLOYMENTS_FETCH=failure` in `environ` (the fetch
+    step's outcome) says the record could not be fetched, which is not the same as none.
+    """
     import yaml
 
     params = parse_params(
         yaml.safe_load((repo / params_path).read_text(encoding="utf-8")), source=str(params_path)
     )
     record = champion_record(deployments if deployments.is_absolute() else repo / deployments)
+    fetch_failed = environ.get("MLGITOPS_DEPLOYMENTS_FETCH") == "failure"
     return Inputs(
         repo=repo,
         params=params,
         base_rev=base_rev,
         base_sha=resolve(repo, base_rev),
-        head_sha=head_sha(repo),
+        head_sha=head or head_sha(repo),
         pr_number=pr_number,
         champion=record,
+        champion_note=(
+            "the deployment record could not be fetched (see the fetch step's log): this PR is "
+            "compared with the base branch only, not with the deployed model"
+            if fetch_failed and record is None
+            else None
+        ),
         skipped=skipped_parts(environ),
+        record_fetch_failed=fetch_failed and record is None,
     )

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import PROJECT_ROOT, run
+from helpers import PROJECT_ROOT, ParamChange, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
+from mlgitops.report.markdown import fmt
 
 BASE_METRICS = {
     "accuracy_score": 0.93,
@@ -115,11 +116,9 @@ def repo(tmp_path, seed):
     return repo
 
 
-def make_pr(repo: Path, seed: int, metrics: dict) -> None:
+def make_pr(repo: Path, seed: int, metrics: dict) -> ParamChange:
     """Workspace changes of a PR: a param, the data, a new column and category, shifted rows."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["estimator"]["n_estimators"] = 50
-    write(repo, "params.yaml", params)
+    change = change_a_hyperparameter(repo / "params.yaml")
     write(repo, "reports/metrics.json", metrics)
     write(
         repo,
@@ -145,6 +144,7 @@ def make_pr(repo: Path, seed: int, metrics: dict) -> None:
     write(repo, "data.dvc", {"outs": [{"md5": "bbbb.dir", "path": "data"}]})
     write(repo, "artifacts/train.csv", training_rows(seed + 1, 1000.0))
     run(["dvc", "add", "-q", "artifacts/train.csv"], repo)
+    return change
 
 
 def report(repo: Path, base: str = "HEAD", *extra: str) -> tuple[int, dict, str]:
@@ -174,14 +174,14 @@ def report(repo: Path, base: str = "HEAD", *extra: str) -> tuple[int, dict, str]
 def test_metrics_params_and_data_diffs(repo, seed, monkeypatch, tmp_path):
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    make_pr(repo, seed, pr_metrics(0.95, 0.03, loss=0.2))
+    change = make_pr(repo, seed, pr_metrics(0.95, 0.03, loss=0.2))
     code, data, markdown = report(repo, "HEAD", "--pr-number", "12")
     assert code == 0
     assert data["pr_number"] == 12
     headline = {r["metric"]: r for r in data["headline"]}
     assert headline["balanced_accuracy_score"]["delta"] == pytest.approx(0.02)
     assert headline["log_loss"]["improved"] is True
-    assert {"key": "train.estimator.n_estimators", "base": 200, "new": 50} in data["params_diff"]
+    assert {"key": change.key, "base": change.old, "new": change.new} in data["params_diff"]
     diff = data["data_diff"]
     assert diff["data_changed"]
     assert diff["data_hash_base"] == "aaaa.dir"
@@ -204,7 +204,7 @@ def test_metrics_params_and_data_diffs(repo, seed, monkeypatch, tmp_path):
     for text in (
         "Headline metrics",
         "| `balanced_accuracy_score` | 0.9300 | 0.9500 | +0.0200",
-        "`train.estimator.n_estimators` | 200 | 50",
+        f"`{change.key}` | {fmt(change.old)} | {fmt(change.new)}",
         "Torgersen",
         "xychart-beta",
         "git checkout",
@@ -355,3 +355,108 @@ def test_report_refuses_a_bad_pr_number_argument(repo):
 
 def test_git_is_available():
     assert subprocess.run(["git", "--version"], capture_output=True, check=False).returncode == 0
+
+
+def test_report_names_the_pr_head_to_reproduce_not_the_test_merge(repo, seed):
+    # Given CI's checkout (a test merge commit nobody else has) and the PR's head, when the
+    # report is built with --head-sha, then it tells the reviewer to fetch the PR's head.
+    make_pr(repo, seed, pr_metrics(0.95, 0.03))
+    merge = commit(repo, "the test merge CI checks out")
+    pr_head = "1234567890abcdef" * 2 + "12345678"
+    code, data, markdown = report(repo, "HEAD~1", "--pr-number", "12", "--head-sha", pr_head)
+    assert code == 0
+    assert data["head"]["sha"] == pr_head, "the report records the PR head"
+    assert "git fetch origin pull/12/head" in markdown
+    assert f"git checkout {pr_head}" in markdown
+    assert merge not in markdown, "the test merge commit is never offered to reproduce"
+
+
+def test_report_tells_stages_committed_with_the_pr_from_run_cache_restores(repo, seed):
+    # Given a base dvc.lock, a PR that committed a new entry for stage `train` and a workspace
+    # where DVC restored a different `evaluate` entry (run cache), then the stage table tells
+    # the two apart.
+    def lock(train: str, evaluate: str) -> dict:
+        return {
+            "schema": "2.0",
+            "stages": {"train": {"cmd": train}, "evaluate": {"cmd": evaluate}},
+        }
+
+    write(repo, "dvc.yaml", {"stages": {"train": {"cmd": "t"}, "evaluate": {"cmd": "e"}}})
+    write(repo, "dvc.lock", lock("base", "base"))
+    commit(repo, "base lock")
+    make_pr(repo, seed, pr_metrics(0.95, 0.03))
+    write(repo, "dvc.lock", lock("pr", "base"))
+    commit(repo, "the PR commits its own lock")
+    write(repo, "dvc.lock", lock("pr", "restored"))
+    code, data, _ = report(repo, "HEAD~1")
+    assert code == 0
+    status = {row["stage"]: row["status"] for row in data["stages"]}
+    assert status["train"] == "skipped: committed with this PR's dvc.lock", status
+    assert status["evaluate"] == "restored from the DVC run cache", status
+
+
+@pytest.mark.parametrize(
+    ("outcome", "says"), [("failure", "could not be fetched"), ("success", "no deployment record")]
+)
+def test_report_tells_a_failed_record_fetch_from_no_record(repo, seed, monkeypatch, outcome, says):
+    # Given no deployments.jsonl, when the fetch step failed (or succeeded with nothing), then
+    # the report says which of the two happened.
+    monkeypatch.setenv("MLGITOPS_DEPLOYMENTS_FETCH", outcome)
+    make_pr(repo, seed, pr_metrics(0.95, 0.03))
+    code, data, markdown = report(repo)
+    assert code == 0
+    assert data["deployment_record"] == ("fetch failed" if outcome == "failure" else "none")
+    first = markdown.split("\n\n")[0] + markdown.split("\n\n")[1]
+    assert says in first, f"the title block does not say {says!r}: {first}"
+
+
+def test_comment_is_posted_from_the_test_summary_when_the_report_is_missing(tmp_path):
+    # Given only the tests job's summary (the report job failed before writing), then the
+    # comment target comes from it and the body says the tests failed and there is no report.
+    tests = tmp_path / "tests.json"
+    tests.write_text(
+        json.dumps(
+            {
+                "pr_number": 7,
+                "outcome": "failure",
+                "ran": True,
+                "tests": 3,
+                "failed": 1,
+                "failed_tests": ["tests/unit/test_x.py::test_y"],
+            }
+        )
+    )
+    body = tmp_path / "comment" / "comment.md"
+    code = cli(
+        [
+            "comment-target",
+            "--report",
+            str(tmp_path / "missing.json"),
+            "--tests",
+            str(tests),
+            "--body",
+            str(body),
+        ]
+    )
+    assert code == 0
+    text = body.read_text()
+    assert "**Tests: failed**" in text
+    assert "`tests/unit/test_x.py::test_y`" in text
+    assert "**No report**" in text
+
+
+def test_comment_target_refuses_artifacts_naming_two_prs(tmp_path):
+    (tmp_path / "report.json").write_text(json.dumps({"pr_number": 7}))
+    (tmp_path / "tests.json").write_text(
+        json.dumps({"pr_number": 8, "outcome": "success", "ran": True})
+    )
+    code = cli(
+        [
+            "comment-target",
+            "--report",
+            str(tmp_path / "report.json"),
+            "--tests",
+            str(tmp_path / "tests.json"),
+        ]
+    )
+    assert code == 1
