@@ -14,7 +14,7 @@ import pytest
 from generated_project import write_project
 
 from live_server import Home, Server, packaged_home, start_server, wait_ready
-from mlgitops.config import load_params
+from mlgitops.config import ESTIMATOR_TASKS, load_params
 from mlgitops.contract import load_valid_table
 from mlgitops.serving.schema import class_values
 
@@ -25,20 +25,28 @@ TIMEOUTS = {"body_timeout_s": 2.0, "header_timeout_s": 2.0}
 # How long the slow clients keep trickling at most: far beyond the timeouts above, far below
 # BentoML's 60 s request timeout, so only the service's own timeouts can end the request.
 TRICKLE_S = 30.0
-TARGETS = ("int", "bool", "category")
+# Each target dtype with another classifier, so every classifier of the estimator registry
+# answers /explain for a binary target on a real server (the one-column SHAP case among them).
+TARGETS = {
+    "int": {"name": "logistic_regression"},
+    "bool": {"name": "hist_gradient_boosting", "max_iter": 20},
+    "category": {"name": "random_forest", "n_estimators": 20},
+}
 
 
-@pytest.fixture(scope="module", params=TARGETS)
+@pytest.fixture(scope="module", params=list(TARGETS))
 def generated(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, seed: int
 ) -> Iterator[tuple[Home, Server, Path]]:
-    """A binary classifier of a generated table (int, bool or numeric-looking text target),
-    packaged and served from source with short body and header timeouts."""
+    """A binary classifier of a generated table (int, bool or numeric-looking text target,
+    each with another estimator), packaged and served from source with short body and header
+    timeouts."""
     folder = tmp_path_factory.mktemp(f"generated-{request.param}")
     project = write_project(
         folder / "project",
-        seed=seed + TARGETS.index(request.param),
+        seed=seed + list(TARGETS).index(request.param),
         target_dtype=request.param,
+        estimator=TARGETS[request.param],
         serve=TIMEOUTS,
     )
     home = packaged_home(folder / "home", project)
@@ -170,3 +178,10 @@ def test_slow_headers_are_closed_with_408(generated, started):
     assert b"connection: close" in received.lower(), "the 408 does not close the connection"
     with _client(home, server) as client:
         assert client.get("/readyz").status_code == 200, "the server stopped answering"
+
+
+def test_every_classifier_of_the_registry_is_served():
+    # Given the estimator registry, then the generated servers above cover each classifier.
+    classifiers = {name for name, tasks in ESTIMATOR_TASKS.items() if "classification" in tasks}
+    served = {estimator["name"] for estimator in TARGETS.values()}
+    assert served == classifiers, f"classifiers not served: {sorted(classifiers - served)}"
