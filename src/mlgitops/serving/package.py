@@ -190,6 +190,33 @@ def workspace_model_tag(repo: Path, paths: Paths | None = None) -> str:
     return model_tag(locked_md5(_read_yaml(repo / paths.lock), paths.model.as_posix()))
 
 
+def served_model_tag(aliases: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
+    """Which model store entry a server process serves; None when nothing names one.
+
+    Inside a bento, the tag its manifest pins: BentoML sets the bento's model aliases
+    (`models:` of bento.yaml) before importing the service, in the server, in every worker it
+    (re)starts, and while building. Otherwise the tag in `MLGITOPS_MODEL_TAG`, which
+    `mlgitops serve` sets to the model dvc.lock pins. Never "the newest entry": that is
+    whichever model was packaged last, on this machine, by any checkout.
+
+    Args:
+        aliases: BentoML's model aliases in this process.
+        environ: the process's environment.
+    """
+    chosen = environ.get(MODEL_TAG_ENV, "").strip()
+    pinned = aliases.get(MODEL_ALIAS)
+    if pinned:
+        if chosen and chosen != pinned:
+            logger.warning(
+                "%s names %s, but this bento pins %s: serving the bento's model",
+                MODEL_TAG_ENV,
+                chosen,
+                pinned,
+            )
+        return pinned
+    return chosen or None
+
+
 def locked_md5(lock: dict[str, Any], path: str) -> str:
     """The md5 that `dvc.lock` records for the output `path`.
 

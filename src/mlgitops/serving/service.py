@@ -16,7 +16,6 @@ import logging
 import os
 import uuid
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -47,9 +46,9 @@ from mlgitops.serving.guards import (
 from mlgitops.serving.package import (
     BACKGROUND_FILE,
     EXPECTED_MODEL_MD5_ENV,
-    MODEL_ALIAS,
     MODEL_TAG_ENV,
     read_model,
+    served_model_tag,
 )
 from mlgitops.serving.prediction_log import PredictionLogMonitor
 from mlgitops.serving.schema import (
@@ -151,55 +150,26 @@ def find_packaged_model(tag: str) -> PackagedModel:
     return PackagedModel.from_store(stored)
 
 
-def served_model_tag(
-    aliases: Mapping[str, str] | None = None, environ: Mapping[str, str] | None = None
-) -> str:
-    """Which model store entry this process serves.
-
-    Inside a bento, the tag its manifest pins: BentoML sets the bento's model aliases
-    (`models:` of bento.yaml) before importing the service, in the server and in every worker
-    it (re)starts, and while building. Otherwise the tag in `MLGITOPS_MODEL_TAG`, which
-    `mlgitops serve` sets to the model dvc.lock pins. Never "the newest entry": that is
-    whichever model was packaged last, on this machine, by any checkout.
-
-    Args:
-        aliases: model aliases (default: BentoML's, as loading a bento set them).
-        environ: the environment (default: this process's).
-
-    Raises:
-        ModelNotPackaged: when neither a bento nor the environment names a model.
-    """
-    if aliases is None:
-        from bentoml._internal.configuration.containers import BentoMLContainer
-
-        aliases = BentoMLContainer.model_aliases.get()
-    environ = os.environ if environ is None else environ
-    chosen = environ.get(MODEL_TAG_ENV, "").strip()
-    pinned = aliases.get(MODEL_ALIAS)
-    if pinned:
-        if chosen and chosen != pinned:
-            logger.warning(
-                "%s names %s, but this bento pins %s: serving the bento's model",
-                MODEL_TAG_ENV,
-                chosen,
-                pinned,
-            )
-        return pinned
-    if chosen:
-        return chosen
-    raise ModelNotPackaged(
-        "no model chosen to serve: serve a bento (`make bento` pins its model), or serve from "
-        "the project with `mlgitops serve` / `make serve` (the model dvc.lock pins), or set "
-        f"{MODEL_TAG_ENV}=mlgitops-pipeline:<version>"
-    )
-
-
 def _json_values(series: pd.Series) -> list[Any]:
     values = series.astype(object)
     return values.where(series.notna(), None).tolist()
 
 
-PACKAGED = find_packaged_model(served_model_tag())
+def _served_tag() -> str:
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    # BentoML sets a bento's model aliases before it imports the service.
+    tag = served_model_tag(BentoMLContainer.model_aliases.get(), os.environ)
+    if tag is None:
+        raise ModelNotPackaged(
+            "no model chosen to serve: serve a bento (`make bento` pins its model), or serve "
+            "from the project with `mlgitops serve` / `make serve` (the model dvc.lock pins), "
+            f"or set {MODEL_TAG_ENV}=mlgitops-pipeline:<version>"
+        )
+    return tag
+
+
+PACKAGED = find_packaged_model(_served_tag())
 MODEL_MD5 = PACKAGED.labels["model_md5"]
 # A deploy target names the model it released; a server holding another never gets ready.
 EXPECTED_MD5 = os.environ.get(EXPECTED_MODEL_MD5_ENV, "").strip()
