@@ -116,6 +116,19 @@ AWKWARD_NAMES = (
 )
 
 
+# (task, target dtype, classes) of the targets a contract may declare, for property tests.
+TARGET_KINDS = (
+    ("classification", "category", 2),
+    ("classification", "category", 3),
+    ("classification", "category", 4),
+    ("classification", "int", 2),
+    ("classification", "int", 3),
+    ("classification", "bool", 2),
+    ("regression", "float", 0),
+    ("regression", "int", 0),
+)
+
+
 @dataclass(frozen=True)
 class Shape:
     """A generated project: its params as a mapping and a one-line description."""

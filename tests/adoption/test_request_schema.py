@@ -12,18 +12,9 @@ from mlgitops.config import ContractParams, parse_params
 from mlgitops.contract import check_table, feature_frame
 from mlgitops.monitor.traffic import to_records
 from mlgitops.serving.schema import record_model
-from tables import random_shape, table_from_contract
+from tables import TARGET_KINDS, random_shape, table_from_contract
 
-KINDS = st.sampled_from(
-    [
-        ("classification", "category", 2),
-        ("classification", "category", 3),
-        ("classification", "int", 2),
-        ("classification", "bool", 2),
-        ("regression", "float", 0),
-        ("regression", "int", 0),
-    ]
-)
+KINDS = st.sampled_from(TARGET_KINDS)
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

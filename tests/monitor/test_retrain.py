@@ -77,7 +77,10 @@ def run_step(step: dict, cwd: Path, env: dict[str, str]) -> int:
         text=True,
         check=False,
     )
-    assert result.returncode in {0, 1}, f"{step['name']}: {result.stdout}\n{result.stderr}"
+    # A step the workflow runs with continue-on-error may also end "cannot judge" (exit 2, e.g.
+    # decay with too few labels); the verdict step decides from the reports it wrote.
+    allowed = {0, 1, 2} if step.get("continue-on-error") else {0, 1}
+    assert result.returncode in allowed, f"{step['name']}: {result.stdout}\n{result.stderr}"
     return result.returncode
 
 

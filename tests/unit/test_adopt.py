@@ -14,21 +14,10 @@ from mlgitops.adopt import AdoptError, propose_contract, propose_params
 from mlgitops.cli import main
 from mlgitops.config import parse_params
 from mlgitops.contract import check_table
-from tables import random_shape, table_from_contract
+from tables import TARGET_KINDS, random_shape, table_from_contract
 
 SHAPES = st.builds(
-    lambda seed, kind: (seed, *kind),
-    st.integers(0, 10_000),
-    st.sampled_from(
-        [
-            ("classification", "category", 2),
-            ("classification", "category", 4),
-            ("classification", "int", 3),
-            ("classification", "bool", 2),
-            ("regression", "float", 0),
-            ("regression", "int", 0),
-        ]
-    ),
+    lambda seed, kind: (seed, *kind), st.integers(0, 10_000), st.sampled_from(TARGET_KINDS)
 )
 
 
