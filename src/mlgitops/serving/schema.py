@@ -315,17 +315,28 @@ def feedback_model(contract: ContractParams, classes: Sequence[str]) -> type:
 
 
 def response_models(contract: ContractParams, classes: Sequence[str]) -> tuple[type, type]:
-    """`Prediction` and `Explanation` with `prediction` typed as the contract's target."""
+    """`Prediction` and `Explanation` with their labels typed as the contract's target."""
     label = label_annotation(contract, classes)
-    prediction, explanation = (
-        create_model(
-            base.__name__,
-            __base__=base,
-            __module__=__name__,
-            __doc__=base.__doc__,
-            prediction=(label, Field(description="Predicted class, or value for a regressor.")),
-        )
-        for base in (Prediction, Explanation)
+    predicted = (label, Field(description="Predicted class, or value for a regressor."))
+    prediction = create_model(
+        "Prediction",
+        __base__=Prediction,
+        __module__=__name__,
+        __doc__=Prediction.__doc__,
+        prediction=predicted,
+    )
+    explained = Explanation.model_fields["explained_output"].description
+    explanation = create_model(
+        "Explanation",
+        __base__=Explanation,
+        __module__=__name__,
+        __doc__=Explanation.__doc__,
+        prediction=predicted,
+        # The explained class is one of the classes too, typed as `prediction` is.
+        explained_output=(
+            label | None if contract.task == "classification" else None,
+            Field(description=explained),
+        ),
     )
     return prediction, explanation
 

@@ -459,7 +459,9 @@ class MlgitopsService:
                 Explanation(
                     request_id=uuid.uuid4().hex,
                     prediction=self.class_value.get(outputs[i], outputs[i]),
-                    explained_output=str(outputs[i]) if proba is not None else None,
+                    explained_output=self.class_value.get(outputs[i])
+                    if proba is not None
+                    else None,
                     contributions=[
                         Contribution(feature=names[j], value=round(float(contributions[j]), 6))
                         for j in order
