@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import PROJECT_ROOT, ParamChange, change_a_hyperparameter, run
+from helpers import EXAMPLE_PARAMS_PATH, ParamChange, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
 from mlgitops.report.markdown import fmt
 
@@ -85,7 +85,8 @@ def repo(tmp_path, seed):
     repo.mkdir()
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["dvc", "init", "-q"], repo)
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    # The fixture rows are penguin-like, so the params are the example's, not the project's.
+    params = yaml.safe_load(EXAMPLE_PARAMS_PATH.read_text())
     params["gates"].pop("latency_budget_ms_per_row")
     write(repo, "params.yaml", params)
     write(repo, "reports/metrics.json", BASE_METRICS)
