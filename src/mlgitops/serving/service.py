@@ -69,6 +69,8 @@ logger = logging.getLogger(__name__)
 SERVICE_NAME = "mlgitops"
 # Where `bentoml.monitor` writes the prediction log (JSON lines), relative to the working dir.
 PREDICTION_LOG_ENV = "MLGITOPS_PREDICTION_LOG_DIR"
+# The one default, shared with `make serve` and the monitor (gitignored with `.mlgitops/`).
+DEFAULT_PREDICTION_LOG_DIR = ".mlgitops/predictions"
 MONITOR_NAME = "mlgitops_predictions"
 
 T = TypeVar("T")
@@ -327,7 +329,7 @@ class MlgitopsService:
             if self.contract.columns[name].categories
             and self.contract.columns[name].on_unknown == "map_to_unknown"
         }
-        self.log_dir = os.environ.get(PREDICTION_LOG_ENV, "monitoring")
+        self.log_dir = os.environ.get(PREDICTION_LOG_ENV, DEFAULT_PREDICTION_LOG_DIR)
         MODEL_INFO.labels(
             git_commit=PACKAGED.labels.get("git_commit", ""),
             model_md5=md5,
