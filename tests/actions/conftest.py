@@ -30,7 +30,8 @@ def act_root() -> Iterator[Path]:
     refuses one), removed after the session."""
     root = Path(tempfile.mkdtemp(prefix="mlgitops-act-", dir="/tmp"))
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("MLGITOPS_ACT_KEEP"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
