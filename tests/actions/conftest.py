@@ -42,6 +42,9 @@ def trained_origin(act_root: Path) -> tuple[Path, Path]:
     project = copy_project(act_root / "trained", remote=remote)
     run(["mlgitops", "data", "fetch"], project)
     run(["dvc", "repro"], project)
+    # The raw data too (written from the package, not yet in the cache), as a project's
+    # remote holds it: monitor.yml's first step pulls it.
+    run(["dvc", "add", "-q", "data"], project)
     run(["dvc", "push", "-q"], project)
     if run(["git", "status", "--porcelain"], project).stdout.strip():
         run(["git", "add", "-A"], project)
