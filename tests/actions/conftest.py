@@ -30,7 +30,8 @@ def act_root() -> Iterator[Path]:
     refuses one), removed after the session."""
     root = Path(tempfile.mkdtemp(prefix="mlgitops-act-", dir="/tmp"))
     yield root
-    shutil.rmtree(root, ignore_errors=True)
+    if not os.environ.get("MLGITOPS_ACT_KEEP"):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -41,6 +42,9 @@ def trained_origin(act_root: Path) -> tuple[Path, Path]:
     project = copy_project(act_root / "trained", remote=remote)
     run(["mlgitops", "data", "fetch"], project)
     run(["dvc", "repro"], project)
+    # The raw data too (written from the package, not yet in the cache), as a project's
+    # remote holds it: monitor.yml's first step pulls it.
+    run(["dvc", "add", "-q", "data"], project)
     run(["dvc", "push", "-q"], project)
     if run(["git", "status", "--porcelain"], project).stdout.strip():
         run(["git", "add", "-A"], project)

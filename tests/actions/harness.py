@@ -98,6 +98,9 @@ class Repository:
         return run(["git", "rev-parse", ref], self.origin).stdout.strip()
 
     def commit(self, message: str) -> str:
+        # Re-read every file: an edit in the same second as the last checkout, same size
+        # (200 -> 201), keeps git's cached stat and `git add -A` alone would skip it.
+        run(["git", "rm", "-r", "-q", "--cached", "."], self.work)
         run(["git", "add", "-A"], self.work)
         run([*GIT, "commit", "-qm", message], self.work)
         return run(["git", "rev-parse", "HEAD"], self.work).stdout.strip()
