@@ -198,7 +198,9 @@ def test_the_steps_run_in_order_verify_build_containerize_release(deploy):
     assert release["run"].endswith('--image "$MLGITOPS_IMAGE"')
     record = step_using(jobs["deploy"], "actions/upload-artifact")
     assert record["if"] == "always()", "the record must be uploaded when the release fails too"
-    assert record["with"]["path"] == "deployments.jsonl"
+    assert record["with"]["path"] == (
+        f"${{{{ steps.{release['id']}.outputs.record || 'deployments.jsonl' }}}}"
+    ), "the record is uploaded from where the release step says it wrote it"
     uploaded = step_using(jobs["verify-build"], "actions/upload-artifact")["with"]["name"]
     downloaded = step_using(jobs["containerize"], "actions/download-artifact")["with"]["name"]
     assert uploaded == downloaded == "bento", "containerize must use the bento verify-build built"
@@ -343,3 +345,14 @@ def test_every_mlgitops_command_parses_with_the_cli(name):
                     parser.parse_args(words[1:])
                 except SystemExit:
                     pytest.fail(f"{name}: `{command}` is not accepted by `mlgitops`")
+
+
+def test_a_local_release_gets_the_model_key_its_server_decrypts_with(deploy):
+    # Given the release step, then the model key reaches it for the local target only, whose
+    # own server decrypts the packaged model; a cluster's pods read their Secret instead.
+    release = step_running(
+        deploy["jobs"]["deploy"], f"mlgitops deploy --target {TARGET} --step release"
+    )
+    key = release["env"]["MLGITOPS_MODEL_KEY"]
+    assert "secrets.MLGITOPS_MODEL_KEY" in key, key
+    assert "vars.MLGITOPS_DEPLOY_TARGET == 'local'" in key, f"the key goes to every target: {key}"

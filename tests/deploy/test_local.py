@@ -10,6 +10,7 @@ the same target with real BentoML servers.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import tempfile
@@ -224,3 +225,31 @@ def test_a_hidden_temporary_directory_stops_the_build_naming_the_cause(tmp_path,
     monkeypatch.setattr(tempfile, "tempdir", str(hidden))
     with pytest.raises(BentoBuildError, match=r"'\.hidden-tmp'.*TMPDIR"):
         build_bento(PROJECT_ROOT, model_tag="mlgitops-pipeline:any")
+
+
+@pytest.mark.parametrize("target_name", ["local", "kubernetes"])
+def test_a_release_tells_the_workflow_where_its_record_is(tmp_path, monkeypatch, target_name):
+    # Given a release that fails before it starts anything (the local target's port is held by
+    # another program; no kubeconfig for the cluster), then the step output `record` still
+    # names the record the release appends to, so deploy.yml uploads the right file: the
+    # local target's state directory, else deployments.jsonl in the working directory.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
+    outputs = tmp_path / "github_output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    monkeypatch.delenv("MLGITOPS_KUBECONFIG", raising=False)
+    monkeypatch.chdir(repo)
+    state = tmp_path / "state"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        extra = ["--state-dir", str(state), "--port", str(held.getsockname()[1])]
+        code = cli(
+            ["deploy", "--target", target_name, "--step", "release", "--repo", str(repo)]
+            + (extra if target_name == "local" else [])
+        )
+    assert code == 1, "the release should have been refused before it started"
+    text = outputs.read_text()
+    expected = state / record.FILE_NAME if target_name == "local" else repo / record.FILE_NAME
+    assert f"\n{expected.resolve()}\n" in text, f"record output {text!r}, expected {expected}"

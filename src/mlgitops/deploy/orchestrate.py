@@ -16,6 +16,7 @@ import yaml
 
 from mlgitops.config import Params, ParamsError, load_params
 from mlgitops.deploy import record
+from mlgitops.deploy.commands import github_output
 from mlgitops.deploy.target import (
     Check,
     DeployError,
@@ -379,6 +380,9 @@ def run_deploy(args: Any) -> int:
             print(f"stopped every {target.name} release")
             return 0
         if args.step in {"release", "all"}:
+            # Where this release's record is, for the workflow step that uploads it (the local
+            # target's lives in its state directory, not in the working tree).
+            github_output({"record": str(record_path.resolve())}, os.environ.get("GITHUB_OUTPUT"))
             target.check_configured()  # before anything is touched
         identity = verify(repo) if args.step in {"verify", "all"} else pinned(repo)
         if args.step in {"build", "all"}:
