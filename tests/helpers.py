@@ -51,20 +51,38 @@ def copy_project(target: Path, *, remote: Path) -> Path:
     run(["git", "add", "-A"], target)
     run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"], target)
     run(["dvc", "remote", "modify", "--local", "local", "url", str(remote)], target)
+    push_workspace_data(target)
     return target
 
 
-def fetch_data(project: Path) -> None:
-    """Get a project copy's raw data as a clone would: `mlgitops data fetch`.
+def push_workspace_data(copy: Path) -> None:
+    """Put this workspace's raw data into a copy's DVC remote, as `dvc push` in the clone
+    that added it did, so the copy, like any fresh clone, gets it with a real `dvc pull`.
 
-    The copy's remote is an empty folder, so only the example's data (from its package) can
-    be fetched. An adopted project's data lives in its team's remote; this machine's
-    workspace copy of it stands in for that `dvc pull`.
+    Only an adopted project needs it: the example's data also comes from its package, and a
+    workspace without data (a fresh clone before `make data`) has nothing to push.
     """
     from mlgitops.data import EXAMPLE_DATA_MD5, pointer_md5
 
-    if pointer_md5(project) != EXAMPLE_DATA_MD5 and (PROJECT_ROOT / "data").is_dir():
-        shutil.copytree(PROJECT_ROOT / "data", project / "data", dirs_exist_ok=True)
+    recorded = pointer_md5(copy)
+    if recorded in {None, EXAMPLE_DATA_MD5} or not (PROJECT_ROOT / "data").is_dir():
+        return
+    shutil.copytree(PROJECT_ROOT / "data", copy / "data")
+    run(["dvc", "commit", "-f", "-q", "data.dvc"], copy)  # into the copy's own cache
+    if pointer_md5(copy) != recorded:
+        raise AssertionError(
+            f"this workspace's data/ is not the version data.dvc records ({recorded}): run "
+            "`make data` (or `dvc checkout data.dvc`) before the tests"
+        )
+    run(["dvc", "push", "-q", "data.dvc"], copy)
+    # Then as a fresh clone has it: no data and no cache, only the pointer and the remote.
+    shutil.rmtree(copy / "data")
+    shutil.rmtree(copy / ".dvc" / "cache", ignore_errors=True)
+
+
+def fetch_data(project: Path) -> None:
+    """Get a project copy's raw data as a clone would: `mlgitops data fetch` (`dvc pull` from
+    the copy's remote, which `copy_project` seeded, or the example's package)."""
     run(["mlgitops", "data", "fetch"], project)
 
 

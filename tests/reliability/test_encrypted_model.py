@@ -114,7 +114,8 @@ def test_encrypted_package_holds_no_plaintext_and_serves_with_its_key(encrypted)
     finally:
         server.stop()
     assert predicted.status_code == 200, f"predict: {predicted.status_code} {predicted.text}"
-    assert predicted.json()[0]["prediction"], f"no prediction: {predicted.text}"
+    # A prediction may be falsy (class 0 or false of an adopted table), never missing.
+    assert predicted.json()[0].get("prediction") is not None, f"no prediction: {predicted.text}"
     assert metadata.json()["model_md5"] == encrypted.model_md5, "served md5 is not dvc.lock's"
     assert encrypted.key not in server.log.read_text(), "the model key is in the server log"
 
