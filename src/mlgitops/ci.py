@@ -17,7 +17,10 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_KINDS = ("outs", "metrics", "plots")
 # What a retraining commit carries besides the git-tracked outputs of dvc.yaml.
-RETRAIN_PATHS = ("dvc.lock", "data.dvc", "monitor")
+RETRAIN_PATHS = ("dvc.lock", "data.dvc")
+# The monitor's reports, the reason for the retraining PR. Git ignores the folder, since
+# `make monitor` writes it in every clone, so the retraining commit adds it by force.
+MONITOR_REPORTS = "monitor"
 
 
 class CiError(RuntimeError):
@@ -80,6 +83,9 @@ def commit_retraining(
             raise CiError(f"branch {branch} exists already: choose a new name")
         git(repo, "switch", "--quiet", "--create", branch)
         git(repo, "add", "--", *paths)
+        if (repo / MONITOR_REPORTS).is_dir():
+            git(repo, "add", "--force", "--", MONITOR_REPORTS)
+            paths.append(MONITOR_REPORTS)
         git(repo, "commit", "--quiet", "-m", message, env=environ)
         sha = git(repo, "rev-parse", "HEAD").stdout.strip()
         if push:
