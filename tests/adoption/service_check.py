@@ -11,6 +11,7 @@ service's model and its Prometheus registry once per process.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,11 +25,13 @@ def check(project: Path) -> dict[str, Any]:
     from mlgitops.config import load_params
     from mlgitops.contract import feature_frame, load_valid_table
     from mlgitops.monitor.traffic import draw_rows, to_records
-    from mlgitops.serving.package import package
+    from mlgitops.serving.package import MODEL_TAG_ENV, package, workspace_model_tag
 
     params = load_params(project / "params.yaml")
     contract = params.contract
     package(project)
+    # As `mlgitops serve` does from source: the service serves the model dvc.lock pins.
+    os.environ[MODEL_TAG_ENV] = workspace_model_tag(project)
     import mlgitops.serving.service as service
 
     with warnings.catch_warnings():
