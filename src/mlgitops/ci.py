@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from mlgitops.deploy.commands import github_output
 from mlgitops.deploy.revert import RevertError, git, push_environment
 
 logger = logging.getLogger(__name__)
@@ -114,13 +115,6 @@ def failed_needs(results: Iterable[str]) -> list[str]:
     return failed
 
 
-def _write_output(line: str) -> None:
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
-
-
 def _test_summary(args: argparse.Namespace) -> int:
     from mlgitops.report.tests import summarize_junit
 
@@ -159,7 +153,7 @@ def _retrain_branch(args: argparse.Namespace) -> int:
     except CiError as error:
         logger.error("cannot make the retraining branch: %s", error)
         return 1
-    _write_output(f"commit={sha}")
+    github_output({"commit": sha}, os.environ.get("GITHUB_OUTPUT"))
     print(f"committed {sha[:12]} on {args.branch}")
     return 0
 
