@@ -14,15 +14,12 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mlgitops.config import (
-    DEFAULT_PARAMS_PATH,
-    NUMERIC_DTYPES,
-    ParamsError,
-    Task,
-    parse_params,
-)
-from mlgitops.contract import _BOOL_WORDS, check_table, read_table, violation_message
+from mlgitops.contract import NUMERIC_DTYPES, Task
+from mlgitops.contract.check import _BOOL_WORDS, check_table, read_table, violation_message
 from mlgitops.data import RAW_DATA_PATH
+from mlgitops.layout import PARAMS_PATH
+from mlgitops.params import parse_params
+from mlgitops.sections import ParamsError
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -348,6 +345,6 @@ def register_adopt_commands(commands: Any) -> None:
         help="default: classification for text, bool or few-valued integer targets",
     )
     init.add_argument("--repo", type=Path, default=Path("."), help="project root")
-    init.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
+    init.add_argument("--params", type=Path, default=PARAMS_PATH)
     init.add_argument("--no-dvc", action="store_true", help="do not run `dvc add data`")
     init.set_defaults(handler=_init)

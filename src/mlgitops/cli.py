@@ -39,7 +39,8 @@ def _data_materialize(args: argparse.Namespace) -> int:
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
+    from mlgitops.params import load_params
+    from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
@@ -71,10 +72,10 @@ def format_metrics(metrics: dict, *, headline: tuple[str, ...]) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError
     from mlgitops.deploy.record import find as find_record
     from mlgitops.report.build import build, load_inputs, write
     from mlgitops.report.revisions import RevisionError, merge_base
+    from mlgitops.sections import ParamsError
 
     repo = args.repo.resolve()
     try:

@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import yaml
 
-from mlgitops.config import Params, ParamsError, load_params
 from mlgitops.deploy import record
 from mlgitops.deploy.commands import github_output
 from mlgitops.deploy.target import (
@@ -24,6 +23,8 @@ from mlgitops.deploy.target import (
     Release,
     SmokeTestFailed,
 )
+from mlgitops.params import Params, load_params
+from mlgitops.sections import ParamsError
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -194,7 +195,7 @@ def smoke_test(
 
 def example_request(repo: Path, params: Params) -> dict[str, Any]:
     """A known-good record for the smoke test: the first test row, as the API takes it."""
-    from mlgitops.contract import load_valid_table
+    from mlgitops.contract.check import load_valid_table
     from mlgitops.serving.package import example_record
 
     if not (repo / TEST_PATH).exists():  # a fresh checkout, as in the release job

@@ -12,14 +12,15 @@ from typing import Any
 
 import joblib
 
-from mlgitops.config import Params, parse_params
-from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops import layout
+from mlgitops.contract.check import feature_frame, load_valid_table
 from mlgitops.deploy import record
+from mlgitops.layout import STAGE_RUNS_DIR
+from mlgitops.markdown import Section, assemble, fmt, signed, table
+from mlgitops.params import Params, parse_params
 from mlgitops.report import charts, compare
 from mlgitops.report.gate import evaluate_gate, single_row_latency_ms
-from mlgitops.report.markdown import Section, assemble, fmt, signed, table
 from mlgitops.report.revisions import WORKSPACE, Snapshot, head_sha, resolve
-from mlgitops.stages.common import STAGE_RUNS_DIR
 
 logger = logging.getLogger(__name__)
 
@@ -124,16 +125,16 @@ def build(inputs: Inputs) -> tuple[dict[str, Any], str]:
     """The report as a JSON-ready dict and as markdown."""
     repo, params = inputs.repo, inputs.params
     base, new = Snapshot(repo, inputs.base_sha), Snapshot(repo, WORKSPACE)
-    new_metrics = new.json(compare.METRICS_PATH)
+    new_metrics = new.json(layout.METRICS_PATH)
     if new_metrics is None:
-        raise FileNotFoundError(f"{compare.METRICS_PATH} is missing; run `dvc repro` first")
-    base_metrics = base.json(compare.METRICS_PATH)
+        raise FileNotFoundError(f"{layout.METRICS_PATH} is missing; run `dvc repro` first")
+    base_metrics = base.json(layout.METRICS_PATH)
     champion_metrics = None
     champion_note = inputs.champion_note
     if inputs.champion is not None:
         commit = str(inputs.champion.get("commit", ""))
         try:
-            champion_metrics = Snapshot(repo, resolve(repo, commit)).json(compare.METRICS_PATH)
+            champion_metrics = Snapshot(repo, resolve(repo, commit)).json(layout.METRICS_PATH)
         except RuntimeError as error:
             champion_note = f"the deployed commit {commit[:12]} is not in this clone ({error})"
     headline = params.evaluate.headline
@@ -161,12 +162,12 @@ def build(inputs: Inputs) -> tuple[dict[str, Any], str]:
         ),
         "metrics_diff": compare.metrics_diff(base_metrics, new_metrics),
         "params_diff": compare.params_diff(
-            base.yaml(compare.PARAMS_PATH), new.yaml(compare.PARAMS_PATH) or {}
+            base.yaml(layout.PARAMS_PATH), new.yaml(layout.PARAMS_PATH) or {}
         ),
         "data_diff": compare.data_diff(base, new, list(params.contract.features)),
-        "validation": new.json(compare.VALIDATION_PATH),
+        "validation": new.json(layout.VALIDATION_PATH),
         "features": compare.importance_rows(
-            base.json(compare.IMPORTANCE_PATH), new.json(compare.IMPORTANCE_PATH), TOP_FEATURES
+            base.json(layout.IMPORTANCE_PATH), new.json(layout.IMPORTANCE_PATH), TOP_FEATURES
         ),
         "stages": stage_runs(
             repo,
@@ -334,16 +335,16 @@ def _charts_section(report: dict[str, Any], base: Snapshot, new: Snapshot) -> st
             )
         )
     confusion = charts.read_csv_text(
-        new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+        new.text(f"{layout.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
     )
     if confusion is not None:
         parts.append("**Confusion matrix (this PR)**\n\n" + charts.confusion_table(confusion))
         old = charts.read_csv_text(
-            base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+            base.text(f"{layout.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
         )
         if old is not None:
             parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
-    for path in new.listdir(f"{charts.PLOTS_DIR}/evaluate/roc"):
+    for path in new.listdir(f"{layout.PLOTS_DIR}/evaluate/roc"):
         label = Path(path).stem.replace("_", " ")
         parts.append(
             charts.curve_chart(
