@@ -107,10 +107,11 @@ class ModelIntegrityError(RuntimeError):
 
 
 def verify_model_bytes(data: bytes, expected_md5: str, *, source: str) -> str:
-    """Check a packaged model's bytes (plaintext, decrypted if need be) against the md5
-    recorded when it was packaged.
+    """Check a packaged model's bytes against the md5 recorded when it was packaged.
 
     Args:
+        data: the model file's plaintext (decrypted if need be).
+        expected_md5: the md5 recorded when it was packaged.
         source: What the bytes were read from, for the error message.
 
     Returns:
