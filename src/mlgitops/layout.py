@@ -65,7 +65,8 @@ def locked_md5(lock: Mapping[str, Any], path: Path | str) -> str:
     Raises:
         LayoutError: when no stage of the lock file outputs `path`.
     """
-    name = Path(path).as_posix()
+    # As dvc.lock spells it: a str is taken as it is, a Path in its POSIX form.
+    name = path if isinstance(path, str) else path.as_posix()
     md5 = locked_outs(lock).get(name)
     if md5 is None:
         raise LayoutError(f"dvc.lock records no output '{name}'; run `make repro` first")
