@@ -1,4 +1,4 @@
-"""The report as GitHub-flavoured markdown, kept under GitHub's comment size limit."""
+"""GitHub-flavoured markdown: escaped table cells, sections kept under the comment limit."""
 
 from __future__ import annotations
 

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import string
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prediction_logs import MODEL_MD5, log_record, write_log
 
 from mlgitops.cli import main
-from mlgitops.monitor.drift import measure_drift, select_model
+from mlgitops.monitor.drift import markdown, measure_drift, select_model
 from mlgitops.prediction_log import LogError, read_predictions
 
 FPR_SEEDS = 30
@@ -171,3 +175,46 @@ def test_corrupt_lines_are_skipped_and_counted_per_file(tmp_path):
     read = read_predictions(tmp_path)
     assert len(read.frame) == 3, f"kept {len(read.frame)} of 3 good records"
     assert read.files[0].corrupt_lines == [2, 3], f"corrupt lines {read.files[0].corrupt_lines}"
+
+
+names = st.text(alphabet=string.ascii_letters + " |-_:()", min_size=1, max_size=12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(names, min_size=1, max_size=4, unique=True), names)
+def test_markdown_tables_keep_their_columns_whatever_the_names(features, method):
+    # Given any contract column names, class labels and test names (a pipe included), when the
+    # summary is rendered, then every table row has as many cells as its header.
+    summary = {
+        "drift_found": True,
+        "reasons": ["a reason"],
+        "rows": {"current": 40, "reference": 200},
+        "model_md5": MODEL_MD5,
+        "features": [
+            {
+                "feature": name,
+                "method": method,
+                "p_value": 0.01,
+                "drifted": True,
+                "missing_rate": 0.0,
+                "missing_rate_alert": False,
+                "reference_missing_rate": 0.0,
+            }
+            for name in features
+        ],
+        "prediction": {
+            "method": method,
+            "p_value": 0.5,
+            "shifted": False,
+            "current": {name: 1 / len(features) for name in features},
+            "reference": {name: 1 / len(features) for name in features},
+        },
+    }
+    header_cells = None
+    for line in markdown(summary).splitlines():
+        if not line.startswith("|"):
+            header_cells = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line))
+        header_cells = header_cells or cells
+        assert cells == header_cells, f"a row of the table has {cells - 1} cells: {line!r}"

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from mlgitops.contract import NUMERIC_DTYPES, ContractParams
+from mlgitops.markdown import fmt
 from mlgitops.monitor.settings import MonitorParams
 from mlgitops.prediction_log import LogError, LogRead
 
@@ -212,7 +213,7 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     for f in summary["features"]:
         lines.append(
-            f"| {f['feature']} | {f['method']} | {f['p_value']:.4g} | "
+            f"| {fmt(f['feature'])} | {fmt(f['method'])} | {f['p_value']:.4g} | "
             f"{'yes' if f['drifted'] else 'no'} | {f['missing_rate']:.1%}"
             f"{' (alert)' if f['missing_rate_alert'] else ''} | "
             f"{f['reference_missing_rate']:.1%} |"
@@ -228,7 +229,8 @@ def markdown(summary: dict[str, Any]) -> str:
     ]
     for key in sorted(set(p["current"]) | set(p["reference"])):
         lines.append(
-            f"| {key} | {p['current'].get(key, 0.0):.3f} | {p['reference'].get(key, 0.0):.3f} |"
+            f"| {fmt(key)} | {p['current'].get(key, 0.0):.3f} | "
+            f"{p['reference'].get(key, 0.0):.3f} |"
         )
     logs = summary.get("logs")
     if logs:
