@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import random
 
 import pytest
 import yaml
 
 from helpers import EXAMPLE_PARAMS_PATH
-from mlgitops.params import load_params, parse_params
+from mlgitops.config import PipelineParams, load_pipeline_params
+from mlgitops.params import Params, load_params, parse_params
 from mlgitops.sections import ParamsError
 
 
@@ -156,3 +158,46 @@ def test_derived_features_of_the_contract_parse(raw):
         "second": "first * 2",
     }
     parse_params(fine)
+
+
+def test_the_pipeline_reads_only_its_sections(raw, tmp_path, seed):
+    # Given a params file whose operational sections are broken in any way, when the stages
+    # read it, then they see the same pipeline sections, while the whole-file model (the CLI,
+    # the report, deploy, monitor) still refuses the broken section and an unknown one.
+    rng = random.Random(seed)
+    operational = sorted(set(Params.model_fields) - set(PipelineParams.model_fields))
+    assert operational, "the whole file has sections the pipeline does not read"
+    broken = copy.deepcopy(raw)
+    section = rng.choice(operational)
+    broken[section] = {"not_a_key": rng.random()}
+    broken["not_a_section"] = {}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    pipeline = load_pipeline_params(path)
+    whole = parse_params(raw).model_dump()
+    expected = {name: whole[name] for name in PipelineParams.model_fields}
+    assert pipeline.model_dump() == expected, "the stages' sections differ"
+    assert not hasattr(pipeline, section), f"the pipeline's params carry '{section}'"
+    with pytest.raises(ParamsError) as error:
+        load_params(path)
+    message = str(error.value)
+    assert f"{section}.not_a_key: unknown key" in message, message
+    assert "not_a_section: unknown key" in message, message
+
+
+def test_the_pipeline_loader_lists_its_problems_without_the_gates(raw, tmp_path):
+    # Given a pipeline mistake and a gate mistake, when the stages read the file, then they
+    # name the pipeline's problem only; the whole file names both at once.
+    broken = copy.deepcopy(raw)
+    broken["evaluate"]["slices"] = ["no such column"]
+    broken["gates"] = {"floors": {"not_a_metric_score": 0.5}}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(broken, sort_keys=False))
+    with pytest.raises(ParamsError) as stage_error:
+        load_pipeline_params(path)
+    assert "evaluate.slices:" in str(stage_error.value)
+    assert "gates." not in str(stage_error.value), str(stage_error.value)
+    with pytest.raises(ParamsError) as whole_error:
+        load_params(path)
+    for key in ("evaluate.slices:", "gates.floors.not_a_metric_score:"):
+        assert key in str(whole_error.value), str(whole_error.value)
