@@ -10,6 +10,7 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
+from mlgitops import layout
 from mlgitops.config import PipelineParams
 from mlgitops.params import Params
 from mlgitops.report.compare import flatten
@@ -108,3 +109,30 @@ def test_dvc_lock_matches_the_committed_code_and_params():
             if flatten({section: params.get(section)}) != flatten({section: recorded}):
                 stale.append(f"{stage}: params.yaml {section}")
     assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
+
+
+def test_the_stage_outputs_are_the_layouts_paths():
+    # Given dvc.yaml, which passes every path on the stages' command lines, then each artifact
+    # the framework reads by name (layout.py) is an output of a stage, named the same way.
+    outs = {
+        next(iter(out)) if isinstance(out, dict) else out
+        for spec in PIPELINE.values()
+        for kind in ("outs", "metrics", "plots")
+        for out in spec.get(kind, [])
+    }
+    named = (
+        layout.MODEL_PATH,
+        layout.TRAIN_PATH,
+        layout.TEST_PATH,
+        layout.METRICS_PATH,
+        layout.VALIDATION_PATH,
+        layout.IMPORTANCE_PATH,
+    )
+    missing = [path for path in named if path not in outs]
+    assert not missing, f"layout.py names {missing}, which no stage of dvc.yaml outputs"
+    plots = [out for out in outs if "plots" in Path(out).parts]
+    assert plots, "no plot outputs"
+    assert all(out.startswith(f"{layout.PLOTS_DIR}/") for out in plots), plots
+    assert (ROOT / layout.DATA_POINTER).is_file(), f"{layout.DATA_POINTER} is missing"
+    raw = yaml.safe_load((ROOT / layout.DATA_POINTER).read_text())
+    assert layout.data_md5(raw), "the data pointer records no md5"
