@@ -14,6 +14,7 @@ from helpers import (
     PROJECT_ROOT,
     RUNNER_FILES,
     HttpStub,
+    StartStub,
     StubAnswer,
     copy_project,
     fetch_data,
@@ -167,7 +168,7 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def http_stub() -> Iterator[Callable[[StubAnswer], HttpStub]]:
+def http_stub() -> Iterator[StartStub]:
     """Start stand-in HTTP servers on 127.0.0.1, stopped when the test ends.
 
     `http_stub(answer)` serves `answer`, a function from the request to the reply.

@@ -218,6 +218,8 @@ class StubReply:
 
 
 StubAnswer = Callable[[StubRequest], StubReply]
+# What the `http_stub` fixture gives a test: start a stand-in serving an answer.
+StartStub = Callable[[StubAnswer], "HttpStub"]
 
 
 class HttpStub:

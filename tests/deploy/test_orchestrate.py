@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import pytest
 
-from helpers import StubReply, StubRequest, change_a_hyperparameter, run
+from helpers import StartStub, StubReply, StubRequest, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
 from mlgitops.deploy import record
 from mlgitops.deploy.local import LocalTarget
@@ -74,7 +74,7 @@ class FakeService:
 
 
 @pytest.fixture
-def fake_service(http_stub):
+def fake_service(http_stub: StartStub) -> str:
     return http_stub(FakeService.answer).url
 
 

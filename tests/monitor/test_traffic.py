@@ -7,13 +7,13 @@ import json
 import pandas as pd
 import pytest
 
-from helpers import StubReply, StubRequest
+from helpers import StartStub, StubReply, StubRequest
 from mlgitops.cli import main
 from mlgitops.monitor.traffic import sample_records, shift_rows
 
 
 @pytest.fixture
-def stub(http_stub) -> tuple[str, list[dict]]:
+def stub(http_stub: StartStub) -> tuple[str, list[dict]]:
     """A loopback /predict that records each body and answers 200 (400 on a missing key)."""
     received: list[dict] = []
 

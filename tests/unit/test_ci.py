@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -30,7 +31,7 @@ def test_the_projects_tracked_outputs_are_dvcs(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def dvc_metadata(tmp_path_factory):
+def dvc_metadata(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The .dvc folder `dvc init --no-scm` writes, made once per module and copied per test."""
     root = tmp_path_factory.mktemp("dvc-init")
     run(["dvc", "init", "--no-scm", "-q"], root)

@@ -17,6 +17,7 @@ import yaml
 from helpers import (
     EXAMPLE_PARAMS_PATH,
     ParamChange,
+    StartStub,
     StubReply,
     StubRequest,
     change_a_hyperparameter,
@@ -85,7 +86,7 @@ def commit(repo: Path, message: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def base_revision(tmp_path_factory, seed):
+def base_revision(tmp_path_factory: pytest.TempPathFactory, seed: int) -> Path:
     """A project at its base revision, built once per module: `git init`, `dvc init` and
     `dvc add` take seconds, a copy of their result milliseconds."""
     repo = tmp_path_factory.mktemp("base") / "project"
@@ -125,7 +126,7 @@ def base_revision(tmp_path_factory, seed):
 
 
 @pytest.fixture
-def repo(tmp_path, base_revision):
+def repo(tmp_path: Path, base_revision: Path) -> Path:
     """A project at its base revision: metrics, params, validation, SHAP, data and train rows
     (this test's own copy of the module's one)."""
     return Path(shutil.copytree(base_revision, tmp_path / "project", symlinks=True))
@@ -320,7 +321,7 @@ def test_comment_target_accepts_only_positive_integers(tmp_path, monkeypatch, nu
 
 
 @pytest.fixture
-def github_api(http_stub):
+def github_api(http_stub: StartStub) -> str:
     """A stand-in for the GitHub REST API on 127.0.0.1 that knows PR #7 at commit abc123."""
 
     def answer(request: StubRequest) -> StubReply:

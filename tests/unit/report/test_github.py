@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from helpers import StubReply, StubRequest
+from helpers import StartStub, StubReply, StubRequest
 from mlgitops.cli import main as cli
 from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
 
@@ -37,7 +37,7 @@ class StandIn:
 
 
 @pytest.fixture
-def github(http_stub) -> StandIn:
+def github(http_stub: StartStub) -> StandIn:
     """A stand-in for the GitHub REST API: workflow runs, their artifacts, an archive behind
     a redirect (as GitHub sends archives from storage elsewhere)."""
     state = StandIn()
