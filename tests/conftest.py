@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, RUNNER_FILES, copy_project, fetch_data, run
+from helpers import (
+    EXAMPLE_PARAMS_PATH,
+    PROJECT_ROOT,
+    RUNNER_FILES,
+    HttpStub,
+    StartStub,
+    StubAnswer,
+    copy_project,
+    fetch_data,
+    require_tool,
+    run,
+)
 from mlgitops.params import Params, load_params
 
 TIERS = (
@@ -44,6 +55,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         relative = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests")
         if relative.parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, relative.parts[0]))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a test marked `requires_tool(name, install=...)` that lacks the program.
+
+    Under CI it fails instead (see `helpers.require_tool`).
+    """
+    for mark in item.iter_markers("requires_tool"):
+        require_tool(*mark.args, **mark.kwargs)
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +165,20 @@ def trained_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fetch_data(target)
     run(["dvc", "repro"], target)
     return target
+
+
+@pytest.fixture
+def http_stub() -> Iterator[StartStub]:
+    """Start stand-in HTTP servers on 127.0.0.1, stopped when the test ends.
+
+    `http_stub(answer)` serves `answer`, a function from the request to the reply.
+    """
+    started: list[HttpStub] = []
+
+    def start(answer: StubAnswer) -> HttpStub:
+        started.append(HttpStub(answer))
+        return started[-1]
+
+    yield start
+    for stub in started:
+        stub.stop()

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import abc
 import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from mlgitops.deploy.runner import CommandResult
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_PARAMS_PATH = PROJECT_ROOT / "tests" / "example_params.yaml"
@@ -170,3 +180,153 @@ def run_pytest(
         text=True,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class StubRequest:
+    """One request an `HttpStub` received."""
+
+    method: str
+    path: str  # with the query string, as sent
+    headers: Message
+    body: bytes
+
+    def json(self) -> Any:
+        """The body, parsed as JSON."""
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class StubReply:
+    """What an `HttpStub` answers: `payload` as JSON, or `body` as it is."""
+
+    status: int = 200
+    payload: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, dict[str, str]]:
+        """The bytes to send and the headers that describe them."""
+        if self.body is not None:
+            return self.body, {"Content-Length": str(len(self.body)), **self.headers}
+        body = json.dumps(self.payload).encode()
+        return body, {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+            **self.headers,
+        }
+
+
+StubAnswer = Callable[[StubRequest], StubReply]
+# What the `http_stub` fixture gives a test: start a stand-in serving an answer.
+StartStub = Callable[[StubAnswer], "HttpStub"]
+
+
+class HttpStub:
+    """A stand-in HTTP server on a free 127.0.0.1 port.
+
+    Each request is recorded in `requests` and answered by `answer`. Stop it with `stop()`
+    (the `http_stub` fixture does).
+    """
+
+    def __init__(self, answer: StubAnswer) -> None:
+        """Start serving `answer` in a background thread."""
+        self.requests: list[StubRequest] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_any(self) -> None:
+                """Record the request and send the reply `answer` gives."""
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                request = StubRequest(self.command, self.path, self.headers, body)
+                stub.requests.append(request)
+                reply = answer(request)
+                sent, headers = reply.encoded()
+                self.send_response(reply.status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(sent)
+
+            def do_GET(self) -> None:
+                """Answer a GET."""
+                self.handle_any()
+
+            def do_POST(self) -> None:
+                """Answer a POST."""
+                self.handle_any()
+
+            def log_message(self, format: str, *args: object) -> None:
+                """Log nothing: the stand-in's access log would only clutter the output."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        # A short poll interval: shutdown() waits for one, and the default is half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the port."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+class FakeRunner(abc.ABC):
+    """A stand-in for a command-line tool a deploy target drives (a `deploy.runner.Runner`).
+
+    It records every argv in `calls` and answers it with `answer`, which a subclass writes
+    from the real tool's documented behaviour.
+    """
+
+    # Options that come before the command, each with a value (kubectl's --namespace NAME).
+    global_options: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        """Start with no calls."""
+        self.calls: list[list[str]] = []
+
+    def __call__(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Record `argv` and answer it as the tool would."""
+        self.calls.append(list(argv))
+        return self.answer(self.command(argv))
+
+    def command(self, argv: Sequence[str]) -> list[str]:
+        """`argv` without the program and its global options: `["get", "deployment/x"]`."""
+        args = list(argv[1:])
+        while args and args[0] in self.global_options:
+            args = args[2:]
+        return args
+
+    @abc.abstractmethod
+    def answer(self, args: list[str]) -> CommandResult:
+        """What the tool prints and returns for `args` (the argv `command` leaves)."""
+
+
+def require_tool(name: str, *, install: str) -> str:
+    """The path of the program `name` (the test interpreter's bin directory first, then PATH).
+
+    Without it a test is skipped on a developer's machine but fails under CI (CI=true, as
+    GitHub Actions and .ci/run set it), so a CI that lacks a tool never passes by skipping.
+
+    Args:
+        name: the program.
+        install: how to install it, for the message.
+    """
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        message = f"{name} is not installed ({install})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: CI must install it, not skip its tests", pytrace=False)
+        pytest.skip(message)
+    return found

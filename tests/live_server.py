@@ -28,12 +28,6 @@ from mlgitops.serving.package import MODEL_TAG_ENV, workspace_model_tag
 
 STARTUP_SECONDS = 90
 API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")
-REQUIRED_ARTIFACTS = (
-    "artifacts/model.joblib",
-    "artifacts/train.csv",
-    "artifacts/test.csv",
-    "reports/metrics.json",
-)
 
 
 @dataclass

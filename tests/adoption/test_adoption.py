@@ -33,11 +33,7 @@ from mlgitops.cli import main
 from mlgitops.params import parse_params
 from tables import random_shape, table_from_contract
 
-pytestmark = [
-    pytest.mark.slow,
-    # Raised inside shap's plotting module when it is imported, not by this project.
-    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:shap"),
-]
+pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)
 
 ROWS = 240

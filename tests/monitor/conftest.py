@@ -61,21 +61,3 @@ def traffic(
         return [log_record(r, str(p)) for r, p in zip(records, predictions, strict=True)]
 
     return make
-
-
-# Raised inside Evidently and the web framework it imports, not by this project; an
-# all-missing feature makes Evidently divide by zero on the way to its (skipped) drift test.
-THIRD_PARTY_WARNINGS = (
-    "ignore::DeprecationWarning:litestar.*",
-    "ignore::DeprecationWarning:evidently.*",
-    "ignore:invalid value encountered in scalar divide:RuntimeWarning:evidently.*",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Silence third-party warnings for this tier's tests only."""
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            for rule in THIRD_PARTY_WARNINGS:
-                item.add_marker(pytest.mark.filterwarnings(rule))

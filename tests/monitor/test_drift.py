@@ -38,6 +38,7 @@ def test_drift_is_not_found_on_unshifted_traffic(traffic, reference, params, see
     assert not result.drift_found, f"false alarm: {result.summary['reasons']}"
 
 
+@pytest.mark.slow  # a statistical sweep: drift measured over many seeds
 def test_false_positive_rate_over_many_seeds_is_low(traffic, reference, params, seed):
     # Given unshifted traffic drawn with many seeds, when drift is measured each time, then it
     # is reported in at most 10% of them (200 seeds measured 0%: see the monitor README), and

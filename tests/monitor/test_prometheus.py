@@ -24,7 +24,7 @@ from mlgitops.params import load_params
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
 PROMETHEUS = shutil.which("prometheus")
-NO_PROMTOOL = "promtool is not installed (Debian: apt-get install prometheus)"
+INSTALL = "Debian: apt-get install prometheus"
 API_KEY = "monitor-test-key"
 # Metrics that only the monitor job (drift.prom) or Prometheus itself provides.
 NOT_FROM_THE_SERVICE = {"mlgitops_drift_share", "mlgitops_drift_detected", "up"}
@@ -55,7 +55,7 @@ def rule_metric_names() -> set[str]:
     return {re.sub(r"_(bucket|total)$", "", n) for n in names} - NOT_FROM_THE_SERVICE
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+@pytest.mark.requires_tool("promtool", install=INSTALL)
 def test_promtool_accepts_the_scrape_config():
     # Given deploy/prometheus/prometheus.yml, when promtool checks it, then it is valid and
     # finds the alert rules it names.
@@ -70,7 +70,7 @@ def test_promtool_accepts_the_scrape_config():
     assert "1 rule files found" in result.stdout, f"rule file not found: {result.stdout}"
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason=NO_PROMTOOL)
+@pytest.mark.requires_tool("promtool", install=INSTALL)
 def test_promtool_accepts_the_alert_rules():
     # Given deploy/prometheus/alerts.yml, then promtool accepts it and the five alerts the
     # issue asks for are there.
@@ -110,7 +110,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> I
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus is not installed (Debian package)")
+@pytest.mark.requires_tool("prometheus", install=INSTALL)
 def test_prometheus_scrapes_the_service_and_returns_its_model(served, trained_project, tmp_path):
     # Given a real BentoML server that served a prediction and a real Prometheus scraping it
     # with the project's rules, when Prometheus' HTTP API is queried, then it returns the

@@ -3,42 +3,26 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
 
+from helpers import StartStub, StubReply, StubRequest
 from mlgitops.cli import main
 from mlgitops.monitor.traffic import sample_records, shift_rows
 
 
 @pytest.fixture
-def stub() -> Iterator[tuple[str, list[dict]]]:
+def stub(http_stub: StartStub) -> tuple[str, list[dict]]:
     """A loopback /predict that records each body and answers 200 (400 on a missing key)."""
     received: list[dict] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            received.append({"path": self.path, "auth": self.headers["Authorization"], **body})
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"[]")
+    def answer(request: StubRequest) -> StubReply:
+        auth = request.headers["Authorization"]
+        received.append({"path": request.path, "auth": auth, **request.json()})
+        return StubReply(200, [])
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", received
-    finally:
-        server.shutdown()
-        server.server_close()
+    return http_stub(answer).url, received
 
 
 def test_shift_moves_numbers_within_the_contract(held_out, params):

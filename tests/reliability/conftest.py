@@ -11,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT_ROOT, copy_project, run
 from live_server import (
-    REQUIRED_ARTIFACTS,
     Home,
     Server,
     build_bento,
@@ -23,37 +21,18 @@ from live_server import (
 )
 
 
-@pytest.fixture(scope="session")
-def reliability_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A project whose artifacts match its dvc.lock: the workspace when it does, else a copy
-    in which the pipeline runs (as in CI's fresh clone)."""
-    from mlgitops.serving.package import PackageError, collect
-
-    if all((PROJECT_ROOT / name).exists() for name in REQUIRED_ARTIFACTS):
-        try:
-            collect(PROJECT_ROOT)
-            return PROJECT_ROOT
-        except PackageError:
-            pass
-    folder = tmp_path_factory.mktemp("trained")
-    target = copy_project(folder / "project", remote=folder / "remote")
-    run(["mlgitops", "data", "fetch"], target)
-    run(["dvc", "repro"], target)
-    return target
-
-
 @pytest.fixture
-def home(tmp_path: Path, reliability_project: Path) -> Home:
+def home(tmp_path: Path, trained_project: Path) -> Home:
     """A private BentoML home for one test, the model packaged into it."""
-    return packaged_home(tmp_path / "home", reliability_project)
+    return packaged_home(tmp_path / "home", trained_project)
 
 
 @pytest.fixture(scope="module")
 def bento_server(
-    tmp_path_factory: pytest.TempPathFactory, reliability_project: Path
+    tmp_path_factory: pytest.TempPathFactory, trained_project: Path
 ) -> Iterator[tuple[Home, Server]]:
     """The built bento, served from a private home for the module's tests."""
-    home = packaged_home(tmp_path_factory.mktemp("bento") / "home", reliability_project)
+    home = packaged_home(tmp_path_factory.mktemp("bento") / "home", trained_project)
     server = start_server(home, build_bento(home))
     wait_ready(server)
     try:

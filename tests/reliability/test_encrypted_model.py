@@ -48,12 +48,12 @@ class Encrypted:
 
 
 @pytest.fixture(scope="module")
-def encrypted(tmp_path_factory: pytest.TempPathFactory, reliability_project: Path) -> Encrypted:
+def encrypted(tmp_path_factory: pytest.TempPathFactory, trained_project: Path) -> Encrypted:
     key = secrets.token_hex(32)
-    lock = yaml.safe_load((reliability_project / "dvc.lock").read_text(encoding="utf-8"))
+    lock = yaml.safe_load((trained_project / "dvc.lock").read_text(encoding="utf-8"))
     # `mlgitops package` and `bentoml build` (which imports the service) both read the key.
     home = packaged_home(
-        tmp_path_factory.mktemp("encrypted") / "home", reliability_project, {KEY_ENV: key}
+        tmp_path_factory.mktemp("encrypted") / "home", trained_project, {KEY_ENV: key}
     )
     bento = build_bento(home)
     return Encrypted(
@@ -139,14 +139,14 @@ def test_wrong_key_stops_the_server_and_the_log_says_why(encrypted):
     assert encrypted.key not in log, "the model key is in the server log"
 
 
-def test_package_refuses_a_malformed_key_and_stores_nothing(tmp_path, reliability_project):
+def test_package_refuses_a_malformed_key_and_stores_nothing(tmp_path, trained_project):
     # Given a key that is not 64 hexadecimal characters, when the model is packaged, then
     # `mlgitops package` exits 1 naming the variable and the expected format, without the
     # key, and the model store stays empty.
     malformed = "correct-horse-battery-staple"
     home = Home(root=tmp_path / "home", extra_env={KEY_ENV: malformed})
     home.root.mkdir()
-    result = package_into(home, reliability_project)
+    result = package_into(home, trained_project)
     output = result.stdout + result.stderr
     assert result.returncode == 1, f"mlgitops package exited {result.returncode}:\n{output}"
     expected = f"{KEY_ENV} must be 64 hexadecimal characters"

@@ -33,7 +33,7 @@ def requests_with_keys(url: str, keys: tuple[str, ...], example: dict) -> list[i
     return statuses
 
 
-def test_api_keys_never_appear_in_any_log(home, reliability_project):
+def test_api_keys_never_appear_in_any_log(home, trained_project):
     # Given a release of the built bento through the local deploy target (proxy and server,
     # logs under its state directory, prediction log in the home), when every route gets
     # requests carrying valid and invalid keys, then no file written anywhere in the home

@@ -86,22 +86,3 @@ def client(service_module: ModuleType) -> Iterator[Any]:
 def auth() -> dict[str, str]:
     """Headers carrying a valid API key."""
     return {"Authorization": f"Bearer {API_KEYS[0]}"}
-
-
-# Deprecations raised inside BentoML and the libraries it calls, not by this project.
-THIRD_PARTY_DEPRECATIONS = (
-    "ignore::DeprecationWarning:pathspec",
-    "ignore::DeprecationWarning:_bentoml_sdk",
-    "ignore::DeprecationWarning:_bentoml_impl",
-    "ignore::DeprecationWarning:pythonjsonlogger",
-    "ignore::PendingDeprecationWarning:shap",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Silence third-party deprecations for this tier's tests only."""
-    here = Path(__file__).parent
-    for item in items:
-        if Path(str(item.fspath)).is_relative_to(here):
-            for rule in THIRD_PARTY_DEPRECATIONS:
-                item.add_marker(pytest.mark.filterwarnings(rule))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -28,8 +30,16 @@ def test_the_projects_tracked_outputs_are_dvcs(tmp_path):
     assert len(listed) == len(set(listed)), f"duplicates in {listed}"
 
 
+@pytest.fixture(scope="module")
+def dvc_metadata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The .dvc folder `dvc init --no-scm` writes, made once per module and copied per test."""
+    root = tmp_path_factory.mktemp("dvc-init")
+    run(["dvc", "init", "--no-scm", "-q"], root)
+    return root / ".dvc"
+
+
 @pytest.mark.parametrize("case", range(5))
-def test_generated_pipelines_agree_with_dvc(tmp_path, seed, case):
+def test_generated_pipelines_agree_with_dvc(tmp_path, seed, case, dvc_metadata):
     # Given a generated dvc.yaml (outs, metrics and plots, cached or not, with and without
     # options), then the list equals DVC's own view of it.
     rng = random.Random(seed + case)
@@ -53,5 +63,5 @@ def test_generated_pipelines_agree_with_dvc(tmp_path, seed, case):
                 stage[kind] = entries
         stages[f"stage{s}"] = stage
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
-    run(["dvc", "init", "--no-scm", "-q"], tmp_path)
+    shutil.copytree(dvc_metadata, tmp_path / ".dvc")
     assert sorted(git_tracked_outputs(tmp_path / "dvc.yaml")) == dvc_git_tracked(tmp_path)

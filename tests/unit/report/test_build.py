@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import re
+import shutil
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import EXAMPLE_PARAMS_PATH, ParamChange, change_a_hyperparameter, run
+from helpers import (
+    EXAMPLE_PARAMS_PATH,
+    ParamChange,
+    StartStub,
+    StubReply,
+    StubRequest,
+    change_a_hyperparameter,
+    run,
+)
 from mlgitops.cli import main as cli
 from mlgitops.markdown import fmt
 
@@ -78,10 +85,11 @@ def commit(repo: Path, message: str) -> str:
     return run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
 
 
-@pytest.fixture
-def repo(tmp_path, seed):
-    """A project at its base revision: metrics, params, validation, SHAP, data and train rows."""
-    repo = tmp_path / "project"
+@pytest.fixture(scope="module")
+def base_revision(tmp_path_factory: pytest.TempPathFactory, seed: int) -> Path:
+    """A project at its base revision, built once per module: `git init`, `dvc init` and
+    `dvc add` take seconds, a copy of their result milliseconds."""
+    repo = tmp_path_factory.mktemp("base") / "project"
     repo.mkdir()
     run(["git", "init", "-q", "-b", "main"], repo)
     run(["dvc", "init", "-q"], repo)
@@ -115,6 +123,13 @@ def repo(tmp_path, seed):
     run(["dvc", "add", "-q", "artifacts/train.csv"], repo)
     commit(repo, "base")
     return repo
+
+
+@pytest.fixture
+def repo(tmp_path: Path, base_revision: Path) -> Path:
+    """A project at its base revision: metrics, params, validation, SHAP, data and train rows
+    (this test's own copy of the module's one)."""
+    return Path(shutil.copytree(base_revision, tmp_path / "project", symlinks=True))
 
 
 def make_pr(repo: Path, seed: int, metrics: dict) -> ParamChange:
@@ -306,29 +321,15 @@ def test_comment_target_accepts_only_positive_integers(tmp_path, monkeypatch, nu
 
 
 @pytest.fixture
-def github_api():
+def github_api(http_stub: StartStub) -> str:
     """A stand-in for the GitHub REST API on 127.0.0.1 that knows PR #7 at commit abc123."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/repos/octo/demo/pulls/7":
-                body, status = json.dumps({"number": 7, "head": {"sha": "abc123"}}), 200
-            else:
-                body, status = json.dumps({"message": "Not Found"}), 404
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(body.encode())
+    def answer(request: StubRequest) -> StubReply:
+        if request.path == "/repos/octo/demo/pulls/7":
+            return StubReply(200, {"number": 7, "head": {"sha": "abc123"}})
+        return StubReply(404, {"message": "Not Found"})
 
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    return http_stub(answer).url
 
 
 @pytest.mark.parametrize(

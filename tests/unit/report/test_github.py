@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import io
-import json
-import threading
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from helpers import StartStub, StubReply, StubRequest
 from mlgitops.cli import main as cli
 from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
 
@@ -40,49 +37,27 @@ class StandIn:
 
 
 @pytest.fixture
-def github() -> Iterator[StandIn]:
+def github(http_stub: StartStub) -> StandIn:
     """A stand-in for the GitHub REST API: workflow runs, their artifacts, an archive behind
     a redirect (as GitHub sends archives from storage elsewhere)."""
     state = StandIn()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            url = urlparse(self.path)
-            state.requests.append((self.path, self.headers.get("Authorization")))
-            runs_path = f"/repos/{REPO}/actions/workflows/deploy.yml/runs"
-            if url.path == runs_path:
-                self.reply(state.runs_status, {"workflow_runs": state.runs})
-            elif url.path.startswith(f"/repos/{REPO}/actions/runs/"):
-                run = int(url.path.split("/")[6])
-                self.reply(200, {"artifacts": state.artifacts.get(run, [])})
-            elif url.path == "/download/record":
-                self.send_response(302)
-                self.send_header("Location", f"{state.url}/storage/record.zip")
-                self.end_headers()
-            elif url.path == "/storage/record.zip":
-                self.send_response(200)
-                self.send_header("Content-Type", "application/zip")
-                self.end_headers()
-                self.wfile.write(state.archive)
-            else:
-                self.reply(404, {"message": "Not Found"})
+    def answer(request: StubRequest) -> StubReply:
+        url = urlparse(request.path)
+        state.requests.append((request.path, request.headers.get("Authorization")))
+        if url.path == f"/repos/{REPO}/actions/workflows/deploy.yml/runs":
+            return StubReply(state.runs_status, {"workflow_runs": state.runs})
+        if url.path.startswith(f"/repos/{REPO}/actions/runs/"):
+            run = int(url.path.split("/")[6])
+            return StubReply(200, {"artifacts": state.artifacts.get(run, [])})
+        if url.path == "/download/record":
+            return StubReply(302, body=b"", headers={"Location": f"{state.url}/storage/record.zip"})
+        if url.path == "/storage/record.zip":
+            return StubReply(200, body=state.archive, headers={"Content-Type": "application/zip"})
+        return StubReply(404, {"message": "Not Found"})
 
-        def reply(self, status, payload):
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(json.dumps(payload).encode())
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
-    server.server_close()
+    state.url = http_stub(answer).url
+    return state
 
 
 def artifact(*, expired: bool = False) -> dict:

@@ -20,7 +20,6 @@ SMALL = {
     "hist_gradient_boosting": {"max_iter": 15},
 }
 ROWS = 120
-pytestmark = pytest.mark.filterwarnings("ignore::PendingDeprecationWarning:shap")
 
 
 def generated_project(

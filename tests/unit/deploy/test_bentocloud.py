@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
+from helpers import FakeRunner
 from mlgitops.deploy.bentocloud import API_ENDPOINT_ENV, API_KEY_ENV, BentoCloudTarget
 from mlgitops.deploy.runner import CommandResult
 from mlgitops.deploy.target import DeployError, Release
@@ -18,26 +19,18 @@ URL = "https://mlgitops-acme.mt-guc1.bentoml.ai"
 CONFIGURED = {API_KEY_ENV: "token", API_ENDPOINT_ENV: "https://acme.cloud.bentoml.com"}
 
 
-class FakeBentoCloud:
+class FakeBentoCloud(FakeRunner):
     """One BentoCloud deployment, driven only through the bentoml commands it gets."""
 
     def __init__(
         self, *, serving: str | None = OLD, unhealthy: Sequence[str] = (), reachable: bool = True
     ) -> None:
-        self.calls: list[list[str]] = []
+        super().__init__()
         self.bento = f"mlgitops:{serving}" if serving else None
         self.unhealthy = {f"mlgitops:{commit}" for commit in unhealthy}
         self.reachable = reachable
 
-    def __call__(
-        self,
-        argv: Sequence[str],
-        *,
-        timeout: float | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult:
-        self.calls.append(list(argv))
-        args = list(argv[1:])
+    def answer(self, args: list[str]) -> CommandResult:
         match args:
             case ["deployment", "get", "mlgitops", *_, "--output", "json"]:
                 if not self.reachable:
