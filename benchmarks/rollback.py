@@ -22,7 +22,7 @@ import httpx
 
 from mlgitops.config import load_params
 from mlgitops.deploy.local import LocalTarget, free_port
-from mlgitops.deploy.orchestrate import example_request
+from mlgitops.deploy.release import example_request
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-rollback-key"
