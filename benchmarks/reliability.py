@@ -40,9 +40,9 @@ import httpx
 import psutil
 import yaml
 
-from mlgitops.config import load_params
 from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
+from mlgitops.params import load_params
 from mlgitops.serving.commands import serve_command
 
 ROOT = Path(__file__).resolve().parents[1]

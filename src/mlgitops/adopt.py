@@ -13,13 +13,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from mlgitops.config import (
-    NUMERIC_DTYPES,
-    Task,
-    parse_params,
-)
-from mlgitops.contract import _BOOL_WORDS, check_table, read_table, violation_message
+from mlgitops.contract import NUMERIC_DTYPES, Task
+from mlgitops.contract.check import _BOOL_WORDS, check_table, read_table, violation_message
 from mlgitops.data import RAW_DATA_PATH
+from mlgitops.params import parse_params
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from mlgitops.adopt import AdoptError, adopt, review_lines
 from mlgitops.ci import CiError, commit_retraining, failed_needs, git_tracked_outputs
-from mlgitops.config import DEFAULT_PARAMS_PATH, ParamsError
 from mlgitops.data import RAW_DATA_PATH
 from mlgitops.github import step_output
+from mlgitops.layout import PARAMS_PATH
 from mlgitops.report.commands import optional_pr_number
+from mlgitops.sections import ParamsError
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="default: classification for text, bool or few-valued integer targets",
     )
     init.add_argument("--repo", type=Path, default=Path("."), help="project root")
-    init.add_argument("--params", type=Path, default=DEFAULT_PARAMS_PATH)
+    init.add_argument("--params", type=Path, default=PARAMS_PATH)
     init.add_argument("--no-dvc", action="store_true", help="do not run `dvc add data`")
     init.set_defaults(handler=_init)
 

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from mlgitops.github import step_output
 
 if TYPE_CHECKING:
-    from mlgitops.config import Params
     from mlgitops.deploy.target import DeployTarget
+    from mlgitops.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -113,11 +113,12 @@ def _state_dir(args: argparse.Namespace, repo: Path) -> Path:
 def _deploy(args: argparse.Namespace) -> int:
     """Run one deploy action (or all of them); every failure is one clear line and exit 1."""
     from mlgitops import deployment_record as record
-    from mlgitops.config import ParamsError, load_params
     from mlgitops.deploy.bento import build, containerize
     from mlgitops.deploy.release import release
     from mlgitops.deploy.target import DeployError
     from mlgitops.deploy.verify import pinned, verify
+    from mlgitops.params import load_params
+    from mlgitops.sections import ParamsError
 
     action = args.action or "all"
     repo = args.repo.resolve()

@@ -26,10 +26,10 @@ from typing import Any
 import httpx
 import psutil
 
-from mlgitops.config import ServeParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.serving.commands import serve_command
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
+from mlgitops.serving.settings import ServeParams
 
 logger = logging.getLogger(__name__)
 

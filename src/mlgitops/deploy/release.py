@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 
 from mlgitops import deployment_record as record
-from mlgitops.config import Params
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.deploy.verify import Pinned, run
+from mlgitops.params import Params
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def smoke_test(
 
 def example_request(repo: Path, params: Params) -> dict[str, Any]:
     """A known-good record for the smoke test: the first test row, as the API takes it."""
-    from mlgitops.contract import load_valid_table
+    from mlgitops.contract.check import load_valid_table
     from mlgitops.serving.package import example_record
 
     if not (repo / TEST_PATH).exists():  # a fresh checkout, as in the release job

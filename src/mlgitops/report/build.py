@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mlgitops import layout
 from mlgitops.report import charts, compare
 from mlgitops.report.gate import evaluate_gate
 from mlgitops.report.inputs import Inputs, stage_runs
@@ -26,16 +27,16 @@ def build(inputs: Inputs) -> dict[str, Any]:
     """
     repo, params = inputs.repo, inputs.params
     base, new = Snapshot(repo, inputs.base_sha), Snapshot(repo, WORKSPACE)
-    new_metrics = new.json(compare.METRICS_PATH)
+    new_metrics = new.json(layout.METRICS_PATH)
     if new_metrics is None:
-        raise FileNotFoundError(f"{compare.METRICS_PATH} is missing; run `dvc repro` first")
-    base_metrics = base.json(compare.METRICS_PATH)
+        raise FileNotFoundError(f"{layout.METRICS_PATH} is missing; run `dvc repro` first")
+    base_metrics = base.json(layout.METRICS_PATH)
     deployed_metrics = None
     deployed_note = inputs.deployed_note
     if inputs.deployed is not None:
         commit = str(inputs.deployed.get("commit", ""))
         try:
-            deployed_metrics = Snapshot(repo, resolve(repo, commit)).json(compare.METRICS_PATH)
+            deployed_metrics = Snapshot(repo, resolve(repo, commit)).json(layout.METRICS_PATH)
         except RuntimeError as error:
             deployed_note = f"the deployed commit {commit[:12]} is not in this clone ({error})"
     headline = params.evaluate.headline
@@ -63,12 +64,12 @@ def build(inputs: Inputs) -> dict[str, Any]:
         ),
         "metrics_diff": compare.metrics_diff(base_metrics, new_metrics),
         "params_diff": compare.params_diff(
-            base.yaml(compare.PARAMS_PATH), new.yaml(compare.PARAMS_PATH) or {}
+            base.yaml(layout.PARAMS_PATH), new.yaml(layout.PARAMS_PATH) or {}
         ),
         "data_diff": compare.data_diff(base, new, list(params.contract.features)),
-        "validation": new.json(compare.VALIDATION_PATH),
+        "validation": new.json(layout.VALIDATION_PATH),
         "features": compare.importance_rows(
-            base.json(compare.IMPORTANCE_PATH), new.json(compare.IMPORTANCE_PATH), TOP_FEATURES
+            base.json(layout.IMPORTANCE_PATH), new.json(layout.IMPORTANCE_PATH), TOP_FEATURES
         ),
         "stages": stage_runs(
             repo,
@@ -109,16 +110,16 @@ def chart_parts(report: dict[str, Any], base: Snapshot, new: Snapshot) -> list[s
             )
         )
     confusion = charts.read_csv_text(
-        new.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+        new.text(f"{layout.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
     )
     if confusion is not None:
         parts.append("**Confusion matrix (this PR)**\n\n" + charts.confusion_table(confusion))
         old = charts.read_csv_text(
-            base.text(f"{charts.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
+            base.text(f"{layout.PLOTS_DIR}/evaluate/confusion.csv"), labels=True
         )
         if old is not None:
             parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
-    for path in new.listdir(f"{charts.PLOTS_DIR}/evaluate/roc"):
+    for path in new.listdir(f"{layout.PLOTS_DIR}/evaluate/roc"):
         label = Path(path).stem.replace("_", " ")
         parts.append(
             charts.curve_chart(

@@ -14,7 +14,8 @@ logger = logging.getLogger(__name__)
 
 
 def _metrics(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
+    from mlgitops.params import load_params
+    from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
@@ -46,12 +47,12 @@ def format_metrics(metrics: dict, *, headline: tuple[str, ...]) -> str:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError
     from mlgitops.deployment_record import find as find_record
     from mlgitops.report.build import build, write
     from mlgitops.report.inputs import load_inputs
     from mlgitops.report.render import render
     from mlgitops.report.revisions import RevisionError, merge_base
+    from mlgitops.sections import ParamsError
 
     repo = args.repo.resolve()
     try:

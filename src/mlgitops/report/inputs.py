@@ -9,12 +9,12 @@ from typing import Any
 
 import joblib
 
-from mlgitops.config import Params, parse_params
-from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.contract.check import feature_frame, load_valid_table
 from mlgitops.deployment_record import serving_now
+from mlgitops.layout import STAGE_RUNS_DIR
+from mlgitops.params import Params, parse_params
 from mlgitops.report.gate import single_row_latency_ms
 from mlgitops.report.revisions import head_sha, resolve
-from mlgitops.stages.common import STAGE_RUNS_DIR
 
 MODEL_PATH = "artifacts/model.joblib"
 TEST_PATH = "artifacts/test.csv"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlgitops.markdown import Section, assemble, fmt, signed, table
 from mlgitops.report import charts
-from mlgitops.report.markdown import Section, assemble, fmt, signed, table
 
 
 def render(report: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ import yaml
 
 from helpers import EXAMPLE_PARAMS_PATH, ParamChange, change_a_hyperparameter, run
 from mlgitops.cli import main as cli
-from mlgitops.report.markdown import fmt
+from mlgitops.markdown import fmt
 
 BASE_METRICS = {
     "accuracy_score": 0.93,
