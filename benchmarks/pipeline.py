@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlgitops.config import NUMERIC_DTYPES, ContractParams, Params, load_params
+from mlgitops.contract import NUMERIC_DTYPES, ContractParams
+from mlgitops.params import Params, load_params
 from mlgitops.stages.evaluate import compute_metrics, predict
 from mlgitops.stages.prepare import split
 from mlgitops.stages.train import fit

@@ -269,7 +269,7 @@ def run_interleaved(
 def in_process_floor(model_path: Path, example: dict[str, Any], seconds: float) -> Result:
     import joblib
 
-    from mlgitops.config import load_params
+    from mlgitops.params import load_params
     from mlgitops.serving.schema import typed_frame
 
     model = joblib.load(model_path)
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import json
 
-    from mlgitops.config import load_params
+    from mlgitops.params import load_params
     from mlgitops.serving.package import MODEL_FILE
 
     serve = load_params(ROOT / "params.yaml").serve

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import EXAMPLE_PARAMS_PATH, PROJECT_ROOT, RUNNER_FILES, copy_project, fetch_data, run
-from mlgitops.config import Params, load_params
+from mlgitops.params import Params, load_params
 
 TIERS = (
     "unit",
@@ -96,7 +96,7 @@ def example_data_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def example_text(example_data_path: Path) -> pd.DataFrame:
     """The example raw table as text cells."""
-    from mlgitops.contract import read_table
+    from mlgitops.contract.check import read_table
 
     return read_table(example_data_path)
 

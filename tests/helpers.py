@@ -142,7 +142,7 @@ def change_a_hyperparameter(params_path: Path) -> ParamChange:
     """
     import yaml
 
-    from mlgitops.config import load_params
+    from mlgitops.params import load_params
 
     raw = yaml.safe_load(params_path.read_text(encoding="utf-8"))
     estimator = load_params(params_path).train.estimator.model_dump()

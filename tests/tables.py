@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlgitops.config import ContractParams
+from mlgitops.contract import ContractParams
 
 MISSING_RATE = 0.08
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from mlgitops.config import ParamsError
+from mlgitops.sections import ParamsError
 
 
 class FeatureError(ParamsError):

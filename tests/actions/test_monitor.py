@@ -13,9 +13,9 @@ from harness import REPOSITORY, Repository
 
 from helpers import PROJECT_ROOT, run
 from mlgitops.ci import git_tracked_outputs
-from mlgitops.config import load_params
-from mlgitops.contract import read_table
+from mlgitops.contract.check import read_table
 from mlgitops.monitor.traffic import sample_records
+from mlgitops.params import load_params
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,9 @@ API_KEY = "adoption-key"
 
 def check(project: Path) -> dict[str, Any]:
     """Every endpoint's status codes and answers for the project's held-out rows."""
-    from mlgitops.config import load_params
-    from mlgitops.contract import feature_frame, load_valid_table
+    from mlgitops.contract.check import feature_frame, load_valid_table
     from mlgitops.monitor.traffic import draw_rows, to_records
+    from mlgitops.params import load_params
     from mlgitops.serving.package import MODEL_TAG_ENV, package, workspace_model_tag
 
     params = load_params(project / "params.yaml")

@@ -30,7 +30,7 @@ import yaml
 from helpers import copy_project, run
 from live_server import API_KEYS, packaged_home, start_server, wait_ready
 from mlgitops.cli import main
-from mlgitops.config import parse_params
+from mlgitops.params import parse_params
 from tables import random_shape, table_from_contract
 
 pytestmark = [

@@ -8,9 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mlgitops.config import ContractParams, parse_params
-from mlgitops.contract import check_table, feature_frame
+from mlgitops.contract import ContractParams
+from mlgitops.contract.check import check_table, feature_frame
 from mlgitops.monitor.traffic import to_records
+from mlgitops.params import parse_params
 from mlgitops.serving.schema import record_model
 from tables import TARGET_KINDS, random_shape, table_from_contract
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from helpers import run
-from mlgitops.contract import check_table
+from mlgitops.contract.check import check_table
 from mlgitops.data import EXAMPLE_DATA_MD5
 
 # The example's data.dvc, as `dvc add data` writes it for the package's table.

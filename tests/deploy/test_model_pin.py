@@ -22,11 +22,11 @@ from live_server import (
     start_server,
     wait_ready,
 )
+from mlgitops.layout import locked_md5
 from mlgitops.serving.package import (
     EXPECTED_MODEL_MD5_ENV,
     MODEL_ALIAS,
     MODEL_TAG_ENV,
-    locked_md5,
     workspace_model_tag,
 )
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from mlgitops.config import Params
-from mlgitops.contract import check_table, feature_frame, target_series
+from mlgitops.contract.check import check_table, feature_frame, target_series
+from mlgitops.params import Params
 from mlgitops.stages.prepare import clean, split
 from mlgitops.stages.train import fit
 

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from prediction_logs import log_record
 
-from mlgitops.config import Params
 from mlgitops.monitor.traffic import sample_records
+from mlgitops.params import Params
 
 
 @pytest.fixture(autouse=True)
@@ -29,14 +29,14 @@ def artifacts(trained_project: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def reference(artifacts: Path, params: Params) -> pd.DataFrame:
-    from mlgitops.contract import load_valid_table
+    from mlgitops.contract.check import load_valid_table
 
     return load_valid_table(artifacts / "train.csv", params.contract)
 
 
 @pytest.fixture(scope="session")
 def held_out(artifacts: Path) -> pd.DataFrame:
-    from mlgitops.contract import read_table
+    from mlgitops.contract.check import read_table
 
     return read_table(artifacts / "test.csv")
 

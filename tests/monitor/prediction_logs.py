@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from mlgitops.monitor.logs import PREDICTIONS_FOLDER
+from mlgitops.prediction_log import PREDICTIONS_FOLDER
 
 MODEL_MD5 = "0" * 31 + "1"
 

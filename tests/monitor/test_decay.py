@@ -11,9 +11,9 @@ from prediction_logs import log_record, write_log
 
 from helpers import EXAMPLE_PARAMS_PATH
 from mlgitops.cli import main
-from mlgitops.config import DecayParams
 from mlgitops.monitor.decay import join_feedback, measure_decay, rolling_windows
-from mlgitops.monitor.logs import append_feedback
+from mlgitops.monitor.settings import DecayParams
+from mlgitops.prediction_log import append_feedback
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 TRAINING = {

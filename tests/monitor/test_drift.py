@@ -11,7 +11,7 @@ from prediction_logs import MODEL_MD5, log_record, write_log
 
 from mlgitops.cli import main
 from mlgitops.monitor.drift import measure_drift, select_model
-from mlgitops.monitor.logs import LogError, read_predictions
+from mlgitops.prediction_log import LogError, read_predictions
 
 FPR_SEEDS = 30
 MAX_FALSE_POSITIVE_RATE = 0.1

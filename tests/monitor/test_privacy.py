@@ -8,7 +8,7 @@ import json
 from prediction_logs import log_record, write_log
 
 from mlgitops.cli import main
-from mlgitops.monitor.logs import append_feedback, feedback_path, forget, prune, read_predictions
+from mlgitops.prediction_log import append_feedback, feedback_path, forget, prune, read_predictions
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 

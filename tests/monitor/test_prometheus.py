@@ -15,11 +15,11 @@ import yaml
 
 from helpers import PROJECT_ROOT
 from live_server import packaged_home, start_server, wait_ready
-from mlgitops.config import load_params
-from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.contract.check import feature_frame, load_valid_table
 from mlgitops.deploy.local import free_port, stop_process_group
+from mlgitops.layout import locked_md5
 from mlgitops.monitor.traffic import to_records
-from mlgitops.serving.package import locked_md5
+from mlgitops.params import load_params
 
 CONFIG_DIR = PROJECT_ROOT / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")

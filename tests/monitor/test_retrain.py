@@ -21,7 +21,7 @@ import yaml
 
 from helpers import PROJECT_ROOT, run
 from mlgitops.ci import git_tracked_outputs
-from mlgitops.serving.package import locked_md5
+from mlgitops.layout import locked_md5
 
 pytestmark = pytest.mark.slow
 

@@ -114,7 +114,7 @@ def test_simulate_traffic_stops_at_the_time_bound(stub, artifacts):
 
 
 def _typed_table(contract, *, rows: int, seed: int) -> pd.DataFrame:
-    from mlgitops.contract import check_table
+    from mlgitops.contract.check import check_table
     from tables import table_from_contract
 
     typed, report = check_table(table_from_contract(contract, rows=rows, seed=seed), contract)
@@ -139,7 +139,7 @@ def test_integer_features_are_sent_as_integers(shift, seed):
     # Given a contract with int features, when records are sampled and shifted, then every
     # int feature is a JSON integer (the service types them strictly: 3.0 is refused) inside
     # its range, and every record is JSON.
-    from mlgitops.config import ContractParams
+    from mlgitops.contract import ContractParams
 
     contract = ContractParams.model_validate(INT_CONTRACT)
     typed = _typed_table(contract, rows=60, seed=seed)
@@ -157,7 +157,7 @@ def test_integer_features_are_sent_as_integers(shift, seed):
 def test_a_small_split_is_sent_once_per_row_not_resampled(seed):
     # Given 36 held-out rows and 200 records asked for, when sampled, then each row is sent
     # exactly once: repeating rows would make unshifted traffic look drifted.
-    from mlgitops.config import ContractParams
+    from mlgitops.contract import ContractParams
 
     contract = ContractParams.model_validate(INT_CONTRACT)
     typed = _typed_table(contract, rows=36, seed=seed)

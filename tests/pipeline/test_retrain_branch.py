@@ -6,7 +6,7 @@ import pytest
 
 from helpers import run
 from mlgitops.ci import git_tracked_outputs
-from mlgitops.contract import read_table
+from mlgitops.contract.check import read_table
 
 pytestmark = pytest.mark.slow
 

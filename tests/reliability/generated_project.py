@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from mlgitops.config import parse_params
-from mlgitops.contract import load_valid_table
+from mlgitops.contract.check import load_valid_table
+from mlgitops.params import parse_params
 from mlgitops.stages.train import fit
 
 ROWS = 160

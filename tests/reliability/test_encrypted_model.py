@@ -22,12 +22,12 @@ from live_server import (
     start_server,
     wait_ready,
 )
+from mlgitops.layout import locked_md5
 from mlgitops.serving.package import (
     ENCRYPTED_MODEL_FILE,
     ENCRYPTION_METADATA,
     MODEL_FILE,
     file_md5,
-    locked_md5,
 )
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,9 @@ import pytest
 from generated_project import write_project
 
 from live_server import Home, Server, packaged_home, start_server, wait_ready
-from mlgitops.config import ESTIMATOR_TASKS, load_params
-from mlgitops.contract import load_valid_table
+from mlgitops.contract.check import load_valid_table
+from mlgitops.estimators import ESTIMATOR_TASKS
+from mlgitops.params import load_params
 from mlgitops.serving.schema import class_values
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mlgitops.config import NUMERIC_DTYPES, Params
+from mlgitops.contract import NUMERIC_DTYPES
+from mlgitops.params import Params
 
 API_KEYS = ("test-key-one", "test-key-two")
 

@@ -16,7 +16,7 @@ import yaml
 from bad_input import API_KEYS, BAD_INPUT_CASES, check_refusal, send
 
 from live_server import Home, build_bento, packaged_home, start_server, wait_ready
-from mlgitops.serving.package import data_md5, locked_md5
+from mlgitops.layout import data_md5, locked_md5
 
 pytestmark = pytest.mark.slow
 

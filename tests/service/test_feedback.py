@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mlgitops.monitor.logs import feedback_path
+from mlgitops.prediction_log import feedback_path
 from mlgitops.serving.schema import class_values
 
 # Far below the 1.9 MB an echoed label once made, far above any honest error body.

@@ -192,7 +192,8 @@ def test_unknown_path_is_404_without_a_metrics_series(client, auth):
 def test_metadata_reports_what_is_deployed(client, auth, trained_project, params):
     # Given the served model, then /metadata's hashes equal dvc.lock's and data.dvc's, and
     # it carries the params that were packaged and the headline metrics.
-    from mlgitops.serving.package import data_md5, locked_md5, params_sha256
+    from mlgitops.layout import data_md5, locked_md5
+    from mlgitops.serving.package import params_sha256
 
     response = client.get("/metadata", headers=auth)
     assert response.status_code == 200, response.text

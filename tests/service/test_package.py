@@ -9,13 +9,12 @@ import pytest
 import yaml
 
 from helpers import PROJECT_ROOT, run
+from mlgitops.layout import LayoutError, data_md5, locked_md5
 from mlgitops.serving.package import (
     MODEL_FILE,
     PackageError,
     collect,
-    data_md5,
     file_md5,
-    locked_md5,
     params_sha256,
 )
 
@@ -37,7 +36,7 @@ def test_params_hash_ignores_key_order_but_not_values():
 def test_locked_md5_names_the_missing_output():
     # Given a lock file without the model, when its md5 is asked for, then the error says
     # which output is missing and how to produce it.
-    with pytest.raises(PackageError, match=r"artifacts/model.joblib.*make repro"):
+    with pytest.raises(LayoutError, match=r"artifacts/model.joblib.*make repro"):
         locked_md5({"stages": {"prepare": {"outs": []}}}, "artifacts/model.joblib")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops.contract.check import feature_frame, load_valid_table
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from mlgitops.adopt import AdoptError, propose_contract, propose_params
 from mlgitops.cli import main
-from mlgitops.config import parse_params
-from mlgitops.contract import check_table
+from mlgitops.contract.check import check_table
+from mlgitops.params import parse_params
 from tables import TARGET_KINDS, random_shape, table_from_contract
 
 SHAPES = st.builds(

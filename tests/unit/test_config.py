@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from helpers import EXAMPLE_PARAMS_PATH
-from mlgitops.config import ParamsError, load_params, parse_params
+from mlgitops.params import load_params, parse_params
+from mlgitops.sections import ParamsError
 
 
 @pytest.fixture

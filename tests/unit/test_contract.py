@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mlgitops.config import ContractParams
-from mlgitops.contract import (
+from mlgitops.contract import ContractParams
+from mlgitops.contract.check import (
     ContractViolation,
     check_table,
     load_valid_table,

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from ruamel.yaml import YAML
 
-from mlgitops.config import Params
+from mlgitops.config import PipelineParams
+from mlgitops.params import Params
 from mlgitops.report.compare import flatten
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,9 +61,34 @@ def test_stage_deps_cover_its_imports(stage):
 
 @pytest.mark.parametrize("stage", list(PIPELINE))
 def test_stage_params_are_real_sections(stage):
-    sections = {field.alias or name for name, field in Params.model_fields.items()}
+    sections = {field.alias or name for name, field in PipelineParams.model_fields.items()}
     for key in PIPELINE[stage].get("params", []):
         assert key in sections, f"stage '{stage}' depends on unknown params section '{key}'"
+
+
+# The sections outside the pipeline: the whole-file model's fields that the stages lack.
+OPERATIONAL_SECTIONS = set(Params.model_fields) - set(PipelineParams.model_fields)
+
+
+@pytest.mark.parametrize("stage", list(PIPELINE))
+def test_no_stage_depends_on_operational_settings(stage):
+    # Given a stage's module and everything it imports, when the classes they define are
+    # listed, then none is the model of an operational section: a `serve`, `deploy`, `gates`
+    # or `monitor` edit must never change a file the stage depends on (no retraining).
+    operational = {Params.model_fields[name].annotation.__name__ for name in OPERATIONAL_SECTIONS}
+    assert operational, "the whole-file model has operational sections"
+    files = imported_files(PIPELINE[stage]["cmd"].split()[2])
+    if "artifacts/model.joblib" in PIPELINE[stage]["deps"]:
+        files |= imported_files("mlgitops.features")
+    defined = {
+        f"{path.relative_to(ROOT).as_posix()}:{node.name}"
+        for path in files
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ClassDef) and node.name in operational
+    }
+    assert not defined, f"stage '{stage}' depends on files defining operational params: {defined}"
+    stage_sections = set(PIPELINE[stage].get("params", []))
+    assert not stage_sections & OPERATIONAL_SECTIONS, f"stage '{stage}' lists operational params"
 
 
 def test_dvc_lock_matches_the_committed_code_and_params():

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from mlgitops.github import step_output, step_summary
+
 logger = logging.getLogger(__name__)
 
 NO_DRIFT, DRIFT, CANNOT_JUDGE = 0, 1, 2
@@ -19,17 +21,18 @@ MODEL_PATH = "artifacts/model.joblib"
 
 
 def _reference_md5(lock: Path) -> str:
-    from mlgitops.serving.package import locked_md5
+    from mlgitops.layout import locked_md5
 
     return locked_md5(yaml.safe_load(lock.read_text(encoding="utf-8")), MODEL_PATH)
 
 
 def _drift(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
-    from mlgitops.contract import ContractViolation, load_valid_table
+    from mlgitops.contract.check import ContractViolation, load_valid_table
+    from mlgitops.layout import LayoutError
     from mlgitops.monitor.drift import measure_drift, select_model, write_outputs
-    from mlgitops.monitor.logs import LogError, read_predictions
-    from mlgitops.serving.package import PackageError
+    from mlgitops.params import load_params
+    from mlgitops.prediction_log import LogError, read_predictions
+    from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
@@ -38,7 +41,7 @@ def _drift(args: argparse.Namespace) -> int:
         current, models = select_model(logs, md5)
         reference = load_valid_table(args.reference, params.contract)
         result = measure_drift(current, reference, contract=params.contract, params=params.monitor)
-    except (ParamsError, LogError, PackageError, ContractViolation, OSError) as error:
+    except (ParamsError, LogError, LayoutError, ContractViolation, OSError) as error:
         logger.error("cannot judge drift: %s", error)
         return CANNOT_JUDGE
     result.summary.update(model_md5=md5, models_in_log=models, logs=logs.summary())
@@ -49,9 +52,10 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _decay(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
     from mlgitops.monitor.decay import join_feedback, markdown, measure_decay
-    from mlgitops.monitor.logs import LogError, read_feedback, read_predictions
+    from mlgitops.params import load_params
+    from mlgitops.prediction_log import LogError, read_feedback, read_predictions
+    from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
@@ -97,8 +101,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
-    from mlgitops.monitor.logs import prune
+    from mlgitops.params import load_params
+    from mlgitops.prediction_log import prune
+    from mlgitops.sections import ParamsError
 
     try:
         days = args.retention_days or load_params(args.params).monitor.retention_days
@@ -111,7 +116,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from mlgitops.monitor.logs import forget
+    from mlgitops.prediction_log import forget
 
     removed = forget(args.logs, args.ids)
     for path, count in removed.items():
@@ -142,24 +147,19 @@ def _verdict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, json.JSONDecodeError) as error:
         logger.error("no monitor verdict: %s (did `mlgitops monitor drift` fail?)", error)
         return CANNOT_JUDGE
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            for name in ("drift.md", "decay.md"):
-                if (args.output_dir / name).exists():
-                    handle.write((args.output_dir / name).read_text(encoding="utf-8") + "\n")
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as handle:
-            handle.writelines(f"{k}={str(v).lower()}\n" for k, v in result.items())
+    for name in ("drift.md", "decay.md"):
+        if (args.output_dir / name).exists():
+            step_summary((args.output_dir / name).read_text(encoding="utf-8"))
+    step_output(**{k: str(v).lower() for k, v in result.items()})
     print(" ".join(f"{k}={str(v).lower()}" for k, v in result.items()))
     return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
-    from mlgitops.contract import ContractViolation, load_valid_table
+    from mlgitops.contract.check import ContractViolation, load_valid_table
     from mlgitops.monitor.traffic import sample_records, send_traffic
+    from mlgitops.params import load_params
+    from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
@@ -205,8 +205,12 @@ def _decay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
 
 
-def register_monitor_commands(commands: Any) -> None:
-    """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`.
+
+    Args:
+        commands: the `mlgitops` parser's subcommands.
+    """
     monitor = commands.add_parser("monitor", help="drift, decay, retention and erasure")
     actions = monitor.add_subparsers(dest="monitor_command", required=True, metavar="ACTION")
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlgitops.config import DecayParams, EvaluateParams
-from mlgitops.monitor.logs import LogError
+from mlgitops.config import EvaluateParams
+from mlgitops.metrics import METRICS, Predictions, safe_score
+from mlgitops.monitor.settings import DecayParams
+from mlgitops.prediction_log import PROBABILITY_PREFIX, LogError
 
 logger = logging.getLogger(__name__)
-
-PROBABILITY_PREFIX = "probability:"
 
 
 def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
@@ -50,8 +50,6 @@ def rolling_windows(
 
 def score(frame: pd.DataFrame, metric: str, *, task: str, classes: list[str]) -> float:
     """`metric` of the logged predictions against their labels (probabilities when logged)."""
-    from mlgitops.stages.evaluate import METRICS, Predictions, _safe
-
     y_true = frame["label"].to_numpy()
     if task == "classification":
         columns = [f"{PROBABILITY_PREFIX}{c}" for c in classes]
@@ -64,7 +62,7 @@ def score(frame: pd.DataFrame, metric: str, *, task: str, classes: list[str]) ->
         predictions = Predictions(y_true.astype(float), frame["prediction"].to_numpy(float))
     if metric not in METRICS:
         raise LogError(f"monitor.decay.metric '{metric}' is not a known metric")
-    return _safe(metric, predictions)
+    return safe_score(metric, predictions)
 
 
 def measure_decay(

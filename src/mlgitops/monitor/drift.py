@@ -17,8 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from mlgitops.config import NUMERIC_DTYPES, ContractParams, MonitorParams
-from mlgitops.monitor.logs import LogError, LogRead
+from mlgitops.contract import NUMERIC_DTYPES, ContractParams
+from mlgitops.monitor.settings import MonitorParams
+from mlgitops.prediction_log import LogError, LogRead
 
 logger = logging.getLogger(__name__)
 

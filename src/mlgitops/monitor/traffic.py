@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlgitops.config import NUMERIC_DTYPES, ContractParams
+from mlgitops.contract import NUMERIC_DTYPES, ContractParams
 
 logger = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-logger = logging.getLogger(__name__)
+from mlgitops.layout import PLOTS_DIR
 
-PLOTS_DIR = "reports/plots"
+logger = logging.getLogger(__name__)
 
 
 def _label(text: object, limit: int = 24) -> str:

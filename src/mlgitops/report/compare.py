@@ -12,26 +12,11 @@ import pandas as pd
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import ks_2samp
 
+from mlgitops.layout import DATA_POINTER, TRAIN_PATH, VALIDATION_PATH, LayoutError, data_md5
+from mlgitops.metrics import direction
 from mlgitops.report.revisions import WORKSPACE, Snapshot
 
 logger = logging.getLogger(__name__)
-
-METRICS_PATH = "reports/metrics.json"
-PARAMS_PATH = "params.yaml"
-VALIDATION_PATH = "reports/validation.json"
-IMPORTANCE_PATH = "reports/shap_importance.json"
-DATA_POINTER = "data.dvc"
-TRAIN_PATH = "artifacts/train.csv"
-
-
-def direction(metric: str) -> int:
-    """+1 when higher is better (`*_score`), -1 when lower is (`*_error`, `*_loss`), else 0."""
-    name = metric.rsplit(".", 1)[-1]
-    if name.endswith("_score"):
-        return 1
-    if name.endswith(("_error", "_loss")):
-        return -1
-    return 0
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -123,8 +108,8 @@ def importance_rows(
 def _pointer_hash(snapshot: Snapshot) -> str | None:
     pointer = snapshot.yaml(DATA_POINTER)
     try:
-        return pointer["outs"][0]["md5"]
-    except (TypeError, KeyError, IndexError):
+        return data_md5(pointer if isinstance(pointer, dict) else None)
+    except LayoutError:
         return None
 
 

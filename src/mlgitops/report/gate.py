@@ -10,8 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from mlgitops.config import GatesParams
-from mlgitops.report.compare import direction
+from mlgitops.metrics import direction
+from mlgitops.report.settings import GatesParams
 
 # Comparisons are made in this order; a missing one is reported, never fatal.
 COMPARISONS = ("base", "champion")

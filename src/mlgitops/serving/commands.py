@@ -52,7 +52,8 @@ def serve_command(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError, load_params
+    from mlgitops.params import load_params
+    from mlgitops.sections import ParamsError
 
     try:
         serve = load_params(args.params).serve
@@ -88,8 +89,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from mlgitops.config import ParamsError
-    from mlgitops.contract import ContractViolation
+    from mlgitops.contract.check import ContractViolation
+    from mlgitops.sections import ParamsError
     from mlgitops.serving.package import PackageError, Paths, package
 
     try:
@@ -115,8 +116,12 @@ def _bento(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_serving_commands(commands: argparse._SubParsersAction) -> None:
-    """Add the service's subcommands to the `mlgitops` parser."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the service's subcommands to the `mlgitops` parser.
+
+    Args:
+        commands: the `mlgitops` parser's subcommands.
+    """
     package = commands.add_parser(
         "package",
         help="save the trained pipeline into the BentoML model store, labelled with its "

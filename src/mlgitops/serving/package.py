@@ -25,10 +25,12 @@ from typing import Any
 
 import joblib
 import pandas as pd
-import yaml
 
-from mlgitops.config import METRICS_BY_TASK, Params, parse_params
-from mlgitops.contract import feature_frame, load_valid_table
+from mlgitops import layout
+from mlgitops.contract.check import feature_frame, load_valid_table
+from mlgitops.layout import LayoutError, data_md5, locked_md5, read_yaml
+from mlgitops.metrics import METRICS_BY_TASK
+from mlgitops.params import Params, parse_params
 from mlgitops.serving.encryption import (
     ALGORITHM,
     ModelKeyError,
@@ -66,13 +68,13 @@ class PackageError(RuntimeError):
 class Paths:
     """Where `package` reads its inputs, relative to the project root."""
 
-    params: Path = Path("params.yaml")
-    model: Path = Path("artifacts/model.joblib")
-    train: Path = Path("artifacts/train.csv")
-    test: Path = Path("artifacts/test.csv")
-    metrics: Path = Path("reports/metrics.json")
-    lock: Path = Path("dvc.lock")
-    data_dvc: Path = Path("data.dvc")
+    params: Path = Path(layout.PARAMS_PATH)
+    model: Path = Path(layout.MODEL_PATH)
+    train: Path = Path(layout.TRAIN_PATH)
+    test: Path = Path(layout.TEST_PATH)
+    metrics: Path = Path(layout.METRICS_PATH)
+    lock: Path = Path(layout.DVC_LOCK_PATH)
+    data_dvc: Path = Path(layout.DATA_POINTER)
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def workspace_model_tag(repo: Path, paths: Paths | None = None) -> str:
         PackageError: when `dvc.lock` is missing or pins no model.
     """
     paths = paths or Paths()
-    return model_tag(locked_md5(_read_yaml(repo / paths.lock), paths.model.as_posix()))
+    return model_tag(_locked_model_md5(repo, paths))
 
 
 def served_model_tag(aliases: Mapping[str, str], environ: Mapping[str, str]) -> str | None:
@@ -215,27 +217,6 @@ def served_model_tag(aliases: Mapping[str, str], environ: Mapping[str, str]) -> 
             )
         return pinned
     return chosen or None
-
-
-def locked_md5(lock: dict[str, Any], path: str) -> str:
-    """The md5 that `dvc.lock` records for the output `path`.
-
-    Raises:
-        PackageError: when no stage of the lock file outputs `path`.
-    """
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == path and out.get("md5"):
-                return str(out["md5"])
-    raise PackageError(f"dvc.lock records no output '{path}'; run `make repro` first")
-
-
-def data_md5(dvc_file: dict[str, Any]) -> str:
-    """The md5 of the raw data that a `.dvc` pointer file records (its first output)."""
-    outs = dvc_file.get("outs") or []
-    if not outs or not outs[0].get("md5"):
-        raise PackageError("the data pointer file records no md5 in 'outs'")
-    return str(outs[0]["md5"])
 
 
 def params_sha256(raw: dict[str, Any]) -> str:
@@ -266,12 +247,24 @@ def git_state(repo: Path) -> tuple[str, bool]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        raise PackageError(f"{path} does not exist; run `make repro` first")
-    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(loaded, dict):
-        raise PackageError(f"{path} is not a YAML mapping")
-    return loaded
+    try:
+        return read_yaml(path)
+    except LayoutError as error:
+        raise PackageError(str(error)) from None
+
+
+def _data_md5(repo: Path, paths: Paths) -> str:
+    try:
+        return data_md5(_read_yaml(repo / paths.data_dvc))
+    except LayoutError as error:
+        raise PackageError(str(error)) from None
+
+
+def _locked_model_md5(repo: Path, paths: Paths) -> str:
+    try:
+        return locked_md5(_read_yaml(repo / paths.lock), paths.model)
+    except LayoutError as error:
+        raise PackageError(str(error)) from None
 
 
 def _json_ready(value: Any) -> Any:
@@ -345,7 +338,7 @@ def collect(repo: Path, paths: Paths = Paths()) -> tuple[Params, dict[str, Any],
     model_path = repo / paths.model
     if not model_path.exists():
         raise PackageError(f"{paths.model} does not exist; run `make repro` first")
-    recorded = locked_md5(_read_yaml(repo / paths.lock), paths.model.as_posix())
+    recorded = _locked_model_md5(repo, paths)
     actual = file_md5(model_path)
     if actual != recorded:
         # What was reviewed is what is deployed: refuse a model that dvc.lock does not describe.
@@ -358,7 +351,7 @@ def collect(repo: Path, paths: Paths = Paths()) -> tuple[Params, dict[str, Any],
         git_commit=commit,
         git_dirty=dirty,
         model_md5=actual,
-        data_md5=data_md5(_read_yaml(repo / paths.data_dvc)),
+        data_md5=_data_md5(repo, paths),
         params_sha256=params_sha256(raw),
     )
     return params, raw, provenance

@@ -25,7 +25,7 @@ from pydantic import (
     create_model,
 )
 
-from mlgitops.config import NUMERIC_DTYPES, ColumnSpec, ContractParams
+from mlgitops.contract import NUMERIC_DTYPES, ColumnSpec, ContractParams
 
 MAX_CATEGORY_LENGTH = 200
 # Label values of the rejection metric that are not feature names (bounded cardinality).

@@ -33,8 +33,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mlgitops.config import NUMERIC_DTYPES, ContractParams, ServeParams
-from mlgitops.monitor.logs import append_feedback, prediction_exists
+from mlgitops.contract import ContractParams
+from mlgitops.explain import shap_by_feature
+from mlgitops.prediction_log import (
+    PredictionLogMonitor,
+    append_feedback,
+    log_columns,
+    prediction_exists,
+)
 from mlgitops.serving.connections import bound_header_time
 from mlgitops.serving.guards import (
     ApiKeyAuth,
@@ -50,7 +56,6 @@ from mlgitops.serving.package import (
     read_model,
     served_model_tag,
 )
-from mlgitops.serving.prediction_log import PredictionLogMonitor
 from mlgitops.serving.schema import (
     Contribution,
     Metadata,
@@ -62,7 +67,7 @@ from mlgitops.serving.schema import (
     response_models,
     typed_frame,
 )
-from mlgitops.stages.explain import shap_by_feature
+from mlgitops.serving.settings import ServeParams
 
 logger = logging.getLogger(__name__)
 
@@ -369,30 +374,15 @@ class MlgitopsService:
         self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
     ) -> list[tuple[str, str, str, list[Any]]]:
         """The prediction log's columns: name, role, type and one value per record."""
-        # Only the contract's features are in `frame`: identifiers and personal or free-text
-        # columns were dropped when the request was validated.
-        columns = [
-            (
-                name,
-                "feature",
-                "numerical"
-                if self.contract.columns[name].dtype in NUMERIC_DTYPES
-                else "categorical",
-                _json_values(frame[name]),
-            )
-            for name in self.contract.features
-        ]
-        kind = "numerical" if self.classes is None else "categorical"
-        columns.append(("prediction", "prediction", kind, outputs))
-        if proba is not None and self.classes is not None:
-            columns += [
-                (f"probability:{label}", "prediction", "numerical", proba[:, i].round(6).tolist())
-                for i, label in enumerate(self.classes)
-            ]
-        columns.append(("prediction_id", "prediction", "categorical", ids))
-        md5 = PACKAGED.labels.get("model_md5")
-        columns.append(("model_md5", "prediction", "categorical", [md5] * len(ids)))
-        return columns
+        return log_columns(
+            frame,
+            contract=self.contract,
+            classes=self.classes,
+            ids=ids,
+            outputs=outputs,
+            proba=proba,
+            model_md5=PACKAGED.labels.get("model_md5"),
+        )
 
     def _log(
         self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None

@@ -13,17 +13,15 @@ from typing import Any
 
 import joblib
 
-from mlgitops.config import DEFAULT_PARAMS_PATH, ParamsError
-from mlgitops.contract import ContractViolation
+from mlgitops.contract.check import ContractViolation
+from mlgitops.layout import PARAMS_PATH, STAGE_RUNS_DIR
 from mlgitops.logs import configure_logging
+from mlgitops.sections import ParamsError
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 1
-# Each stage that runs leaves a record here (not tracked by git or DVC), so the report can
-# tell the stages that ran from those DVC restored from its cache.
-STAGE_RUNS_DIR = Path(".mlgitops/runs")
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:
@@ -32,7 +30,7 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--params",
         type=Path,
-        default=DEFAULT_PARAMS_PATH,
+        default=PARAMS_PATH,
         help="params file (default: %(default)s)",
     )
     return parser

@@ -1,17 +1,9 @@
-"""Stage `evaluate`: metrics with bootstrap intervals, per class and per slice, and plot data.
-
-Metric names follow scikit-learn: `*_score` is better when higher, `*_error` and `*_loss` are
-better when lower; the report and the gates derive the direction from the name.
-"""
+"""Stage `evaluate`: metrics with bootstrap intervals, per class and per slice, and plot data."""
 
 from __future__ import annotations
 
 import logging
-import math
 import re
-import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,84 +12,17 @@ import pandas as pd
 from scipy.stats import bootstrap
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
-from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.pipeline import Pipeline
 
-from mlgitops.config import METRICS_BY_TASK, ContractParams, EvaluateParams, load_params
-from mlgitops.contract import feature_frame, load_valid_table, target_series
+from mlgitops.config import EvaluateParams, load_pipeline_params
+from mlgitops.contract import ContractParams
+from mlgitops.contract.check import feature_frame, load_valid_table, target_series
+from mlgitops.metrics import METRICS_BY_TASK, Predictions, clean, safe_score, score_all
 from mlgitops.stages.common import load_model, run_stage, stage_parser, write_json
 
 logger = logging.getLogger(__name__)
 
 MISSING_SLICE = "(missing)"
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Truth and model output for a set of rows, aligned by position."""
-
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    proba: np.ndarray | None = None  # classification only: rows x classes
-    classes: tuple[str, ...] = ()
-
-    def encoded(self) -> Predictions:
-        """The same predictions with labels as class indices: metrics on integers are much
-        faster, which matters for thousands of bootstrap resamples. Unknown labels become -1."""
-        if self.proba is None:
-            return self
-        index = {label: i for i, label in enumerate(self.classes)}
-
-        def codes(labels: np.ndarray) -> np.ndarray:
-            return np.fromiter((index.get(label, -1) for label in labels), int, len(labels))
-
-        return Predictions(
-            codes(self.y_true),
-            codes(self.y_pred),
-            self.proba,
-            tuple(range(len(self.classes))),
-        )
-
-    def take(self, rows: np.ndarray) -> Predictions:
-        return Predictions(
-            self.y_true[rows],
-            self.y_pred[rows],
-            None if self.proba is None else self.proba[rows],
-            self.classes,
-        )
-
-
-def _roc_auc(p: Predictions) -> float:
-    if len(p.classes) == 2:
-        return skm.roc_auc_score(p.y_true == p.classes[1], p.proba[:, 1])
-    return skm.roc_auc_score(p.y_true, p.proba, multi_class="ovr", labels=list(p.classes))
-
-
-METRICS: dict[str, Callable[[Predictions], float]] = {
-    "accuracy_score": lambda p: skm.accuracy_score(p.y_true, p.y_pred),
-    "balanced_accuracy_score": lambda p: skm.balanced_accuracy_score(p.y_true, p.y_pred),
-    "macro_f1_score": lambda p: skm.f1_score(p.y_true, p.y_pred, average="macro", zero_division=0),
-    "roc_auc_ovr_score": _roc_auc,
-    "log_loss": lambda p: skm.log_loss(p.y_true, p.proba, labels=list(p.classes)),
-    "r2_score": lambda p: skm.r2_score(p.y_true, p.y_pred),
-    "mean_absolute_error": lambda p: skm.mean_absolute_error(p.y_true, p.y_pred),
-    "root_mean_squared_error": lambda p: skm.root_mean_squared_error(p.y_true, p.y_pred),
-}
-
-
-def _safe(metric: str, predictions: Predictions) -> float:
-    """A metric, or NaN where it is undefined on these rows (one class only, a single row)."""
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", UndefinedMetricWarning)
-            warnings.simplefilter("ignore", UserWarning)  # "a single label was found"
-            return float(METRICS[metric](predictions))
-    except ValueError:
-        return math.nan
-
-
-def _clean(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else round(float(value), 6)
 
 
 def predict(model: Pipeline, frame: pd.DataFrame, contract: ContractParams) -> Predictions:
@@ -119,7 +44,7 @@ def confidence_interval(
     encoded = predictions.encoded()
     result = bootstrap(
         (rows,),
-        lambda sample: _safe(metric, encoded.take(sample)),
+        lambda sample: safe_score(metric, encoded.take(sample)),
         n_resamples=n_resamples,
         confidence_level=confidence,
         method="percentile",
@@ -127,11 +52,7 @@ def confidence_interval(
         rng=np.random.default_rng(seed),
     )
     low, high = result.confidence_interval
-    return {"low": _clean(low), "high": _clean(high), "confidence": confidence}
-
-
-def score_all(predictions: Predictions, names: tuple[str, ...]) -> dict[str, float | None]:
-    return {name: _clean(_safe(name, predictions)) for name in names}
+    return {"low": clean(low), "high": clean(high), "confidence": confidence}
 
 
 def per_class(predictions: Predictions) -> dict[str, dict[str, Any]]:
@@ -141,9 +62,9 @@ def per_class(predictions: Predictions) -> dict[str, dict[str, Any]]:
     )
     return {
         label: {
-            "precision_score": _clean(precision[i]),
-            "recall_score": _clean(recall[i]),
-            "f1_score": _clean(f1[i]),
+            "precision_score": clean(precision[i]),
+            "recall_score": clean(recall[i]),
+            "f1_score": clean(f1[i]),
             "rows": int(support[i]),
         }
         for i, label in enumerate(predictions.classes)
@@ -269,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_pipeline_params(args.params)
         frame = load_valid_table(args.test, params.contract)
         predictions = predict(load_model(args.model), frame, params.contract)
         result = compute_metrics(

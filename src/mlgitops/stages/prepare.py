@@ -8,8 +8,9 @@ from pathlib import Path
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from mlgitops.config import ContractParams, PrepareParams, SplitParams, load_params
-from mlgitops.contract import load_valid_table, write_table
+from mlgitops.config import PrepareParams, SplitParams, load_pipeline_params
+from mlgitops.contract import ContractParams
+from mlgitops.contract.check import load_valid_table, write_table
 from mlgitops.stages.common import run_stage, stage_parser
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_pipeline_params(args.params)
         frame = clean(load_valid_table(args.data, params.contract), prepare=params.prepare)
         train, test = split(
             frame, contract=params.contract, split=params.prepare.split, seed=params.seed

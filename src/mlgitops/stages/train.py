@@ -7,59 +7,22 @@ from pathlib import Path
 
 import joblib
 import pandas as pd
-from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
 from mlgitops.config import (
-    ContractParams,
-    EstimatorParams,
-    HistGradientBoostingParams,
-    LogisticRegressionParams,
-    RandomForestParams,
-    RidgeParams,
     TrainParams,
-    load_params,
+    load_pipeline_params,
 )
-from mlgitops.contract import feature_frame, load_valid_table, target_series
+from mlgitops.contract import ContractParams
+from mlgitops.contract.check import feature_frame, load_valid_table, target_series
+from mlgitops.estimators import build_estimator
 from mlgitops.features import DerivedFeatures, as_float, as_text
 from mlgitops.stages.common import run_stage, stage_parser
 
 logger = logging.getLogger(__name__)
-
-
-def build_estimator(estimator: EstimatorParams, *, task: str, seed: int) -> BaseEstimator:
-    """The estimator named in params, with its hyperparameters and the seed."""
-    options = estimator.model_dump(exclude={"name"})
-    classification = task == "classification"
-    match estimator:
-        case LogisticRegressionParams():
-            return LogisticRegression(random_state=seed, **options)
-        case RidgeParams():
-            return Ridge(random_state=seed, **options)
-        case RandomForestParams():
-            if not classification:
-                options.pop("class_weight")
-            cls = RandomForestClassifier if classification else RandomForestRegressor
-            return cls(random_state=seed, **options)
-        case HistGradientBoostingParams():
-            if not classification:
-                options.pop("class_weight")
-            cls = (
-                HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-            )
-            # Early stopping carves a validation set out of the data; keep training explicit.
-            return cls(random_state=seed, early_stopping=False, **options)
-    raise ValueError(f"unsupported estimator {estimator!r}")  # pragma: no cover
 
 
 def build_pipeline(contract: ContractParams, train: TrainParams, *, seed: int) -> Pipeline:
@@ -121,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_pipeline_params(args.params)
         frame = load_valid_table(args.train, params.contract)
         model = fit(frame, contract=params.contract, train=params.train, seed=params.seed)
         args.model.parent.mkdir(parents=True, exist_ok=True)

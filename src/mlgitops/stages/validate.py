@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mlgitops.config import load_params
-from mlgitops.contract import ContractViolation, check_table, read_table, violation_message
+from mlgitops.config import load_pipeline_params
+from mlgitops.contract.check import ContractViolation, check_table, read_table, violation_message
 from mlgitops.stages.common import run_stage, stage_parser, write_json
 
 logger = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> None:
-        params = load_params(args.params)
+        params = load_pipeline_params(args.params)
         frame = read_table(args.data)
         _, report = check_table(
             frame, params.contract, examples=params.validate.examples_per_failure

@@ -8,6 +8,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mlgitops import layout
 from mlgitops.report import charts
 
 # Labels a contract may declare: ints, bools, numeric strings, words, text pandas reads as NA.
@@ -48,7 +49,7 @@ def test_confusion_table_keeps_labels_as_written(labels: list[str], seed: int) -
 def test_pngs_render_integer_and_bool_labels(tmp_path: Path, seed: int) -> None:
     # Given plot tables whose class labels are integers and booleans
     for name, labels in (("ints", ["0", "1", "2"]), ("bools", ["False", "True"])):
-        folder = tmp_path / charts.PLOTS_DIR / name
+        folder = tmp_path / layout.PLOTS_DIR / name
         folder.mkdir(parents=True)
         _pairs(labels, seed).to_csv(folder / "confusion.csv", index=False)
     # When the PNGs are rendered

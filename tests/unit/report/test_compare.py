@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlgitops.metrics import direction
 from mlgitops.report.compare import (
     column_changes,
-    direction,
     drift,
     flatten,
     headline_rows,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlgitops.config import GatesParams
 from mlgitops.report.gate import evaluate_gate
+from mlgitops.report.settings import GatesParams
 
 GATES = GatesParams.model_validate(
     {

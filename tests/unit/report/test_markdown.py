@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlgitops.report.markdown import GITHUB_COMMENT_LIMIT, Section, assemble, fmt, table
+from mlgitops.markdown import GITHUB_COMMENT_LIMIT, Section, assemble, fmt, table
 
 
 def test_short_report_is_untouched():

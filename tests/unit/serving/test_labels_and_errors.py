@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mlgitops.config import ContractParams
+from mlgitops.contract import ContractParams
 from mlgitops.serving.guards import (
     MAX_ERROR_DETAILS,
     MAX_ERROR_TEXT,

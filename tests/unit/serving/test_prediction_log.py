@@ -10,8 +10,13 @@ import uuid
 import bentoml
 import pytest
 
-from mlgitops.monitor.logs import forget, prediction_files, read_predictions
-from mlgitops.serving.prediction_log import MonitorUsageError, PredictionLogMonitor
+from mlgitops.prediction_log import (
+    MonitorUsageError,
+    PredictionLogMonitor,
+    forget,
+    prediction_files,
+    read_predictions,
+)
 
 NAME = "mlgitops_predictions"
 

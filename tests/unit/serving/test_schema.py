@@ -7,7 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from mlgitops.contract import load_valid_table
+from mlgitops.contract.check import load_valid_table
 from mlgitops.serving.schema import (
     RECORDS_FIELD,
     UNKNOWN_FIELD,

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.config import ESTIMATOR_TASKS, ContractParams, TrainParams
-from mlgitops.stages.explain import shap_by_feature
+from mlgitops.config import TrainParams
+from mlgitops.contract import ContractParams
+from mlgitops.estimators import ESTIMATOR_TASKS
+from mlgitops.explain import shap_by_feature
 from mlgitops.stages.train import build_pipeline
 
 # Small models: the test is about the shape and labelling of SHAP values, not their quality.

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.config import ContractParams
+from mlgitops.contract import ContractParams
 
 
 def make_contract(task: str) -> ContractParams:

@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from mlgitops.config import EvaluateParams, TrainParams
+from mlgitops.metrics import Predictions
 from mlgitops.stages.evaluate import (
-    Predictions,
     compute_metrics,
     confidence_interval,
     plot_tables,

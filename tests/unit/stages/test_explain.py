@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from mlgitops.config import ExplainParams, TrainParams
-from mlgitops.contract import feature_frame
-from mlgitops.stages.explain import encoded_feature_owners, mean_abs_shap, shap_by_feature
+from mlgitops.contract.check import feature_frame
+from mlgitops.explain import encoded_feature_owners, shap_by_feature
+from mlgitops.stages.explain import mean_abs_shap
 from mlgitops.stages.train import fit
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlgitops.config import TrainParams
-from mlgitops.contract import feature_frame
+from mlgitops.contract.check import feature_frame
 from mlgitops.stages.train import build_pipeline, fit
 
 CLASSIFIERS = ["logistic_regression", "random_forest", "hist_gradient_boosting"]

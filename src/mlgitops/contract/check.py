@@ -12,7 +12,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from mlgitops.config import NUMERIC_DTYPES, ColumnSpec, ContractParams
+from mlgitops.contract.spec import NUMERIC_DTYPES, ColumnSpec, ContractParams
 
 logger = logging.getLogger(__name__)
 

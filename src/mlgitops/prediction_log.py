@@ -1,4 +1,4 @@
-"""The prediction log and the feedback log: reading, retention pruning and erasure.
+"""The prediction log and the feedback log: their format, the writer, reading, pruning, erasure.
 
 The service writes one JSON object per line with `bentoml.monitor` under
 `<log dir>/mlgitops_predictions/data/` (`data.<worker>.log`; files rotated by earlier
@@ -9,11 +9,20 @@ Writers append (`append_lines`: open, one write, close) under a shared lock of t
 `prune` and `forget` rewrite a file (a temporary file, fsync, rename) under the exclusive
 lock. So a rewrite while the service runs loses no line appended meanwhile, and the next
 append lands in the new file, never in the replaced one.
+
+BentoML's default monitor writes through Python logging, one formatted log record per row,
+into a file it keeps open. `PredictionLogMonitor` keeps BentoML's interface
+(`bentoml.monitor(name, monitor_class=PredictionLogMonitor)`, `log_batch` per column) and the
+same files and line format (`<log_path>/<name>/data/data.<worker>.log`, one JSON object per
+row with a `timestamp`; the column schema in `schema/schema.<worker>.log`), but writes a
+request's rows with one append (`append_lines`), optionally fsynced, so a log rewritten by
+`monitor prune`/`forget` while the service runs keeps every line.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as dt
 import fcntl
 import json
@@ -26,11 +35,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from bentoml.monitoring import MonitorBase
+
+from mlgitops.contract import NUMERIC_DTYPES, ContractParams
 
 logger = logging.getLogger(__name__)
 
+# The folder under the log dir: also the `bentoml.monitor` name the service logs under.
 PREDICTIONS_FOLDER = "mlgitops_predictions"
+# A classifier logs one column per class: this prefix and the class label.
+PROBABILITY_PREFIX = "probability:"
 FEEDBACK_FOLDER = "mlgitops_feedback"
 FEEDBACK_FILE = "feedback.jsonl"
 # Keys without which a line cannot be used: it is counted as corrupt.
@@ -319,3 +335,147 @@ def forget(log_dir: Path, prediction_ids: Iterable[str]) -> dict[str, int]:
 
     removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
     return {path: count for path, count in removed.items() if count}
+
+
+# --- the writer behind `bentoml.monitor` ---------------------------------------------
+
+ROLES = frozenset({"feature", "prediction", "target"})
+DATA_TYPES = frozenset({"numerical", "categorical", "numerical_sequence"})
+TIMESTAMP = "timestamp"
+
+# The columns of the record being logged, per request (BentoML runs requests concurrently).
+_RECORD: contextvars.ContextVar[dict[str, tuple[str, str, list[Any]]] | None] = (
+    contextvars.ContextVar("mlgitops_prediction_record", default=None)
+)
+
+
+class MonitorUsageError(ValueError):
+    """A record that cannot be written as logged: an unknown role or type, ragged columns."""
+
+
+class PredictionLogMonitor(MonitorBase[Any]):
+    """A `bentoml.monitor` class writing each record (all its rows) with one append."""
+
+    def __init__(self, name: str, log_path: str, *, fsync: bool = False, worker: int = 0) -> None:
+        super().__init__(name)
+        self.folder = Path(log_path) / name
+        self.fsync = fsync
+        self.worker = worker
+        self._schema_lock = threading.Lock()
+
+    @property
+    def data_path(self) -> Path:
+        return self.folder / "data" / f"data.{self.worker}.log"
+
+    @property
+    def schema_path(self) -> Path:
+        return self.folder / "schema" / f"schema.{self.worker}.log"
+
+    def start_record(self) -> None:
+        _RECORD.set({})
+
+    def log(self, data: Any, name: str, role: str, data_type: str) -> None:
+        self.log_batch([data], name, role, data_type)
+
+    def log_batch(self, data_batch: Any, name: str, role: str, data_type: str) -> None:
+        """Add one column (a value per row) to the current record."""
+        record = _RECORD.get()
+        if record is None:
+            raise MonitorUsageError(f"column {name!r} logged outside `with bentoml.monitor(...)`")
+        if role not in ROLES:
+            raise MonitorUsageError(
+                f"column {name!r}: role must be one of {sorted(ROLES)}, got {role!r}"
+            )
+        if data_type not in DATA_TYPES:
+            raise MonitorUsageError(
+                f"column {name!r}: type must be one of {sorted(DATA_TYPES)}, got {data_type!r}"
+            )
+        if name in record or name == TIMESTAMP:
+            raise MonitorUsageError(f"column {name!r} logged twice in one record (or reserved)")
+        record[name] = (role, data_type, list(data_batch))
+
+    def stop_record(self) -> None:
+        record = _RECORD.get()
+        _RECORD.set(None)
+        if not record:
+            return
+        lengths = {name: len(values) for name, (_, _, values) in record.items()}
+        if len(set(lengths.values())) != 1:
+            raise MonitorUsageError(f"every column needs one value per row, got lengths {lengths}")
+        if self.columns_schema is None:
+            with self._schema_lock:
+                if self.columns_schema is None:
+                    self.columns_schema = {
+                        name: {"name": name, "role": role, "type": data_type}
+                        for name, (role, data_type, _) in record.items()
+                    }
+                    self.export_schema(self.columns_schema)
+        self.export_data({name: values for name, (_, _, values) in record.items()})
+
+    def export_schema(self, columns_schema: dict[str, dict[str, str]]) -> None:
+        columns = [{"name": TIMESTAMP, "role": "time", "type": "datetime"}]
+        line = json.dumps({"columns": columns + list(columns_schema.values())})
+        append_lines(self.schema_path, [line], fsync=self.fsync)
+
+    def export_data(self, datas: dict[str, list[Any]]) -> None:
+        """Write the rows of one record: every column's i-th value, plus the time."""
+        names = list(datas)
+        timestamp = dt.datetime.now(dt.UTC).isoformat()
+        lines = [
+            json.dumps({**dict(zip(names, row, strict=True)), TIMESTAMP: timestamp})
+            for row in zip(*datas.values(), strict=True)
+        ]
+        append_lines(self.data_path, lines, fsync=self.fsync)
+
+
+def _json_values(series: pd.Series) -> list[Any]:
+    values = series.astype(object)
+    return values.where(series.notna(), None).tolist()
+
+
+def log_columns(
+    frame: pd.DataFrame,
+    *,
+    contract: ContractParams,
+    classes: np.ndarray | None,
+    ids: list[str],
+    outputs: list[Any],
+    proba: np.ndarray | None,
+    model_md5: str | None,
+) -> list[tuple[str, str, str, list[Any]]]:
+    """The prediction log's columns for a batch of records: name, role, type and values.
+
+    Args:
+        frame: the records' features (identifiers and personal or free-text columns were
+            dropped when the request was validated).
+        contract: the served model's contract.
+        classes: a classifier's class labels; None for a regressor.
+        ids: one prediction id per record.
+        outputs: the predicted class or value per record.
+        proba: a classifier's probabilities, records x classes.
+        model_md5: the served model's md5, logged on every line.
+    """
+    columns = [
+        (
+            name,
+            "feature",
+            "numerical" if contract.columns[name].dtype in NUMERIC_DTYPES else "categorical",
+            _json_values(frame[name]),
+        )
+        for name in contract.features
+    ]
+    kind = "numerical" if classes is None else "categorical"
+    columns.append(("prediction", "prediction", kind, outputs))
+    if proba is not None and classes is not None:
+        columns += [
+            (
+                f"{PROBABILITY_PREFIX}{label}",
+                "prediction",
+                "numerical",
+                proba[:, i].round(6).tolist(),
+            )
+            for i, label in enumerate(classes)
+        ]
+    columns.append(("prediction_id", "prediction", "categorical", ids))
+    columns.append(("model_md5", "prediction", "categorical", [model_md5] * len(ids)))
+    return columns
