@@ -118,7 +118,7 @@ serve: package ## Serve the current model on 127.0.0.1:3000 (API key: $MLGITOPS_
 bench-serve: repro ## Benchmark the service against FastAPI+uvicorn and in-process predict
 	python benchmarks/serve.py
 
-# Rollback by revert and the Kubernetes manifests (src/mlgitops/deploy/revert.py, deploy/k8s/).
+# Rollback by revert and the Kubernetes manifests (src/mlgitops/deploy/rollback.py, deploy/k8s/).
 # `rollback` only commits locally: push the branch and open a pull request, or run the
 # `rollback` workflow on GitHub, which does both.
 .PHONY: rollback kube-manifests

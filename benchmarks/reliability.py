@@ -304,8 +304,9 @@ def orphan_after_arbiter_kill(
 
 def failed_deploy(tag: str, env: dict[str, str], work: Path, body: dict[str, Any]) -> list[tuple]:
     from mlgitops.deploy.local import LocalTarget
-    from mlgitops.deploy.orchestrate import Pinned, release
+    from mlgitops.deploy.release import release
     from mlgitops.deploy.target import DeployError
+    from mlgitops.deploy.verify import Pinned
 
     state = work / "deploy"
     port = free_port()
@@ -330,7 +331,13 @@ def failed_deploy(tag: str, env: dict[str, str], work: Path, body: dict[str, Any
             began = time.monotonic()
             try:
                 await asyncio.to_thread(
-                    release, ROOT, bad, b, image=None, record_path=state / "deployments.jsonl"
+                    release,
+                    ROOT,
+                    bad,
+                    b,
+                    params=load_params(ROOT / "params.yaml"),
+                    image=None,
+                    record_path=state / "deployments.jsonl",
                 )
             except DeployError as error:
                 outcome = f"refused: {str(error)[:60]}"

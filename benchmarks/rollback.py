@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from mlgitops.deploy.local import LocalTarget, free_port
-from mlgitops.deploy.orchestrate import example_request
+from mlgitops.deploy.release import example_request
 from mlgitops.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]

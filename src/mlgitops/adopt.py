@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import re
 import shutil
@@ -17,9 +16,7 @@ import yaml
 from mlgitops.contract import NUMERIC_DTYPES, Task
 from mlgitops.contract.check import _BOOL_WORDS, check_table, read_table, violation_message
 from mlgitops.data import RAW_DATA_PATH
-from mlgitops.layout import PARAMS_PATH
 from mlgitops.params import parse_params
-from mlgitops.sections import ParamsError
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -300,51 +297,3 @@ def adopt(
         if added.returncode != 0:
             raise AdoptError(f"`dvc add data` failed: {added.stderr.strip()}")
     return proposal
-
-
-def _init(args: argparse.Namespace) -> int:
-    try:
-        proposal = adopt(
-            args.data,
-            target=args.target,
-            task=args.task,
-            repo=args.repo,
-            params_path=args.params,
-            track=not args.no_dvc,
-        )
-    except (AdoptError, ParamsError, FileNotFoundError, UnicodeDecodeError) as error:
-        logger.error("cannot adopt %s: %s", args.data, error)
-        return 1
-    print(f"wrote {args.params} and {RAW_DATA_PATH} from {args.data}; review the contract:")
-    print("\n".join(review_lines(proposal)))
-    print(
-        "\nThen:\n"
-        "  - widen each min/max to what is valid, not only what this sample holds (the\n"
-        "    service refuses values outside them); add categories that may appear later\n"
-        "  - check identifier and personal columns: they are never features or logged\n"
-        "  - optional: derived_features, evaluate.slices, gates.floors, a time split\n"
-        "  - make repro && make test\n"
-        "  - git add params.yaml data.dvc && git commit, then push the data where clones\n"
-        "    can pull it: `dvc remote add -d storage <url>` and `dvc push`"
-    )
-    return 0
-
-
-def register_adopt_commands(commands: Any) -> None:
-    """Add `mlgitops init`."""
-    init = commands.add_parser(
-        "init",
-        help="adopt a CSV: propose the contract and params.yaml, copy it to data/raw.csv, "
-        "dvc add it, print what to review",
-    )
-    init.add_argument("--data", type=Path, required=True, help="the CSV to adopt")
-    init.add_argument("--target", required=True, help="the column to predict")
-    init.add_argument(
-        "--task",
-        choices=("classification", "regression"),
-        help="default: classification for text, bool or few-valued integer targets",
-    )
-    init.add_argument("--repo", type=Path, default=Path("."), help="project root")
-    init.add_argument("--params", type=Path, default=PARAMS_PATH)
-    init.add_argument("--no-dvc", action="store_true", help="do not run `dvc add data`")
-    init.set_defaults(handler=_init)

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from mlgitops.deploy.commands import github_output
-from mlgitops.deploy.revert import RevertError, git, push_environment
+from mlgitops.deploy.rollback import RollbackError, git, push_environment
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +88,7 @@ def commit_retraining(
         sha = git(repo, "rev-parse", "HEAD").stdout.strip()
         if push:
             git(repo, "push", "--quiet", remote, branch, env=remote_env)
-    except RevertError as error:
+    except RollbackError as error:
         raise CiError(str(error)) from None
     logger.info(
         "committed %s on %s%s", ", ".join(paths), branch, f", pushed to {remote}" if push else ""
@@ -113,83 +110,3 @@ def failed_needs(results: Iterable[str]) -> list[str]:
         if result != "success":
             failed.append(f"{name} ({result or 'no result'})")
     return failed
-
-
-def _test_summary(args: argparse.Namespace) -> int:
-    from mlgitops.report.tests import summarize_junit
-
-    summary = summarize_junit(args.junit, outcome=args.outcome, pr_number=args.pr_number)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(summary.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    print(
-        f"wrote {args.output}: {summary.outcome}, {summary.tests} tests, "
-        f"{summary.failed + summary.errors} failed"
-    )
-    return 0
-
-
-def _required_check(args: argparse.Namespace) -> int:
-    try:
-        failed = failed_needs(args.need)
-    except CiError as error:
-        logger.error("%s", error)
-        return 1
-    if failed:
-        print(f"required check FAILED: {', '.join(failed)}")
-        return 1
-    print(f"required check passed: {', '.join(n.partition('=')[0] for n in args.need)}")
-    return 0
-
-
-def _tracked_outputs(args: argparse.Namespace) -> int:
-    for path in git_tracked_outputs(args.dvc_yaml):
-        print(path)
-    return 0
-
-
-def _retrain_branch(args: argparse.Namespace) -> int:
-    try:
-        sha = commit_retraining(args.repo, args.branch, message=args.message, push=args.push)
-    except CiError as error:
-        logger.error("cannot make the retraining branch: %s", error)
-        return 1
-    github_output({"commit": sha}, os.environ.get("GITHUB_OUTPUT"))
-    print(f"committed {sha[:12]} on {args.branch}")
-    return 0
-
-
-def optional_pr_number(text: str) -> int | None:
-    """An argparse type: empty (no pull request, e.g. a merge queue run) or a positive integer."""
-    if text == "":
-        return None
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or nothing, got {text!r}")
-    return int(text)
-
-
-def register_ci_commands(commands: Any) -> None:
-    """Add `test-summary`, `required-check`, `tracked-outputs` and `retrain-branch`."""
-    summary = commands.add_parser("test-summary", help="junit XML -> tests.json for the comment")
-    summary.add_argument("--junit", type=Path, required=True)
-    summary.add_argument("--outcome", required=True, help="the test step's outcome")
-    summary.add_argument("--pr-number", type=optional_pr_number, default=None)
-    summary.add_argument("--output", type=Path, default=Path("test-results/tests.json"))
-    summary.set_defaults(handler=_test_summary)
-
-    check = commands.add_parser("required-check", help="exit 1 unless every NAME=RESULT is success")
-    check.add_argument("--need", action="append", default=[], metavar="NAME=RESULT")
-    check.set_defaults(handler=_required_check)
-
-    tracked = commands.add_parser("tracked-outputs", help="the git-tracked outputs of dvc.yaml")
-    tracked.add_argument("--dvc-yaml", type=Path, default=Path("dvc.yaml"))
-    tracked.set_defaults(handler=_tracked_outputs)
-
-    retrain = commands.add_parser(
-        "retrain-branch",
-        help="commit dvc.lock, data.dvc, monitor/ and every git-tracked output on a new branch",
-    )
-    retrain.add_argument("--branch", required=True)
-    retrain.add_argument("--message", required=True)
-    retrain.add_argument("--repo", type=Path, default=Path("."))
-    retrain.add_argument("--push", action="store_true", help="push it (token: GITHUB_TOKEN)")
-    retrain.set_defaults(handler=_retrain_branch)

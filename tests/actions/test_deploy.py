@@ -48,10 +48,9 @@ def local_target(repository: Repository) -> Iterator[Repository]:
         [
             "mlgitops",
             "deploy",
+            "stop",
             "--target",
             "local",
-            "--step",
-            "stop",
             "--state-dir",
             str(repo.root / "local-state"),
         ],

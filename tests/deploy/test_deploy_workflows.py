@@ -173,7 +173,7 @@ def test_containerize_logs_in_to_ghcr_with_the_job_token(deploy):
     assert login["with"]["password"] == "${{ secrets.GITHUB_TOKEN }}"
     steps = job["steps"]
     containerize = step_running(job, "mlgitops deploy")
-    assert "--step containerize" in containerize["run"]
+    assert containerize["run"].startswith("mlgitops deploy containerize ")
     assert steps.index(login) < steps.index(containerize), "login must come before the push"
 
 
@@ -190,11 +190,11 @@ def test_the_steps_run_in_order_verify_build_containerize_release(deploy):
     # uploaded whatever the outcome.
     jobs = deploy["jobs"]
     assert runs(jobs["verify-build"])[-2:] == [
-        f"mlgitops deploy --target {TARGET} --step verify",
-        f"mlgitops deploy --target {TARGET} --step build",
+        "mlgitops deploy verify",
+        "mlgitops deploy build",
     ]
     assert jobs["containerize"]["needs"] == "verify-build"
-    release = step_running(jobs["deploy"], f"mlgitops deploy --target {TARGET} --step release")
+    release = step_running(jobs["deploy"], f"mlgitops deploy release --target {TARGET}")
     assert release["run"].endswith('--image "$MLGITOPS_IMAGE"')
     record = step_using(jobs["deploy"], "actions/upload-artifact")
     assert record["if"] == "always()", "the record must be uploaded when the release fails too"
@@ -350,9 +350,7 @@ def test_every_mlgitops_command_parses_with_the_cli(name):
 def test_a_local_release_gets_the_model_key_its_server_decrypts_with(deploy):
     # Given the release step, then the model key reaches it for the local target only, whose
     # own server decrypts the packaged model; a cluster's pods read their Secret instead.
-    release = step_running(
-        deploy["jobs"]["deploy"], f"mlgitops deploy --target {TARGET} --step release"
-    )
+    release = step_running(deploy["jobs"]["deploy"], f"mlgitops deploy release --target {TARGET}")
     key = release["env"]["MLGITOPS_MODEL_KEY"]
     assert "secrets.MLGITOPS_MODEL_KEY" in key, key
     assert "vars.MLGITOPS_DEPLOY_TARGET == 'local'" in key, f"the key goes to every target: {key}"

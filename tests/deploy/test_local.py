@@ -21,8 +21,9 @@ import psutil
 import pytest
 
 from helpers import PROJECT_ROOT
+from mlgitops import deployment_record as record
 from mlgitops.cli import main as cli
-from mlgitops.deploy import local, record
+from mlgitops.deploy import local
 from mlgitops.deploy.local import LocalTarget, free_port, started_at
 from mlgitops.deploy.target import Check, DeployError, SmokeTestFailed
 
@@ -187,7 +188,7 @@ def test_state_is_kept_per_checkout_unless_moved(tmp_path):
 
 def test_stopping_one_checkout_leaves_another_serving(tmp_path, monkeypatch):
     # Given checkout B's release serving from its default state, when checkout A runs
-    # `mlgitops deploy --target local --step stop` with its default state, then B still serves.
+    # `mlgitops deploy stop --target local` with its default state, then B still serves.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv(record.STATE_ENV, raising=False)
     a, b = tmp_path / "a", tmp_path / "b"
@@ -197,7 +198,7 @@ def test_stopping_one_checkout_leaves_another_serving(tmp_path, monkeypatch):
     b_target = LocalTarget(state_dir=record.local_state_dir(b), port=free_port(), ready_timeout=30)
     try:
         b_target.release("b" * 40, "mlgitops:b", None)
-        assert cli(["deploy", "--target", "local", "--step", "stop", "--repo", str(a)]) == 0
+        assert cli(["deploy", "stop", "--target", "local", "--repo", str(a)]) == 0
         assert through_proxy(b_target), "checkout A stopped checkout B's release"
         assert b_target.current() is not None
     finally:
@@ -228,7 +229,9 @@ def test_a_hidden_temporary_directory_stops_the_build_naming_the_cause(tmp_path,
 
 
 @pytest.mark.parametrize("target_name", ["local", "kubernetes"])
-def test_a_release_tells_the_workflow_where_its_record_is(tmp_path, monkeypatch, target_name):
+def test_a_release_tells_the_workflow_where_its_record_is(
+    tmp_path, monkeypatch, target_name, step_outputs
+):
     # Given a release that fails before it starts anything (the local target's port is held by
     # another program; no kubeconfig for the cluster), then the step output `record` still
     # names the record the release appends to, so deploy.yml uploads the right file: the
@@ -236,8 +239,6 @@ def test_a_release_tells_the_workflow_where_its_record_is(tmp_path, monkeypatch,
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
-    outputs = tmp_path / "github_output"
-    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     monkeypatch.delenv("MLGITOPS_KUBECONFIG", raising=False)
     monkeypatch.chdir(repo)
     state = tmp_path / "state"
@@ -246,10 +247,12 @@ def test_a_release_tells_the_workflow_where_its_record_is(tmp_path, monkeypatch,
         held.listen()
         extra = ["--state-dir", str(state), "--port", str(held.getsockname()[1])]
         code = cli(
-            ["deploy", "--target", target_name, "--step", "release", "--repo", str(repo)]
+            ["deploy", "release", "--target", target_name, "--repo", str(repo)]
             + (extra if target_name == "local" else [])
         )
     assert code == 1, "the release should have been refused before it started"
-    text = outputs.read_text()
+    outputs = step_outputs()
     expected = state / record.FILE_NAME if target_name == "local" else repo / record.FILE_NAME
-    assert f"\n{expected.resolve()}\n" in text, f"record output {text!r}, expected {expected}"
+    assert outputs.get("record") == str(expected.resolve()), (
+        f"record output {outputs!r}, expected {expected}"
+    )

@@ -19,7 +19,7 @@ import yaml
 from helpers import run
 from live_server import kill_workers_and_wait
 from mlgitops.deploy.local import LocalTarget, free_port
-from mlgitops.deploy.orchestrate import pinned
+from mlgitops.deploy.verify import pinned
 
 pytestmark = pytest.mark.slow
 logger = logging.getLogger(__name__)

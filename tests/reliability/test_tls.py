@@ -1,4 +1,4 @@
-"""HTTPS terminated by BentoML itself, with the `mlgitops serve` options the README documents."""
+"""HTTPS terminated by BentoML itself, with the `mlgitops serve` options of docs/serving.md."""
 
 from __future__ import annotations
 
@@ -75,10 +75,13 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
+SERVING_PAGE = PROJECT_ROOT / "docs" / "serving.md"
+
+
 def documented_tls_command() -> list[str]:
-    """The `mlgitops serve` line with TLS options in the README's "Serve it" section."""
-    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("\n## Serve it\n", 1)[1].split("\n## ", 1)[0]
+    """The `mlgitops serve` line with TLS options in the "TLS" section of docs/serving.md."""
+    page = SERVING_PAGE.read_text(encoding="utf-8")
+    section = page.split("\n## TLS\n", 1)[1].split("\n## ", 1)[0]
     lines = [
         line.removeprefix("$ ")
         for line in section.splitlines()
@@ -90,18 +93,18 @@ def documented_tls_command() -> list[str]:
 
 @pytest.mark.slow
 def test_https_with_the_documented_options_and_no_plain_http(home, tmp_path):
-    # Given a throwaway certificate for 127.0.0.1 and the README's TLS command (its cert.pem
+    # Given a throwaway certificate for 127.0.0.1 and the documented TLS command (its cert.pem
     # and key.pem replaced by the generated files), when the service is served with it, then
     # it presents that certificate; a prediction over HTTPS that trusts only this certificate
     # is answered; a client trusting only the system CAs refuses it; and plain HTTP on the
     # same port gets no HTTP answer at all.
     command = documented_tls_command()
-    assert command[:2] == ["mlgitops", "serve"], f"README serves with {command[:2]}"
+    assert command[:2] == ["mlgitops", "serve"], f"docs/serving.md serves with {command[:2]}"
     options = command[2:]
     assert [arg for arg in options if arg.startswith("--")] == TLS_OPTIONS, options
     cert_file, key_file = self_signed_certificate(tmp_path / "tls")
     files = {"cert.pem": str(cert_file), "key.pem": str(key_file)}
-    assert set(files) <= set(options), f"README names other files: {options}"
+    assert set(files) <= set(options), f"docs/serving.md names other files: {options}"
     trust_this_only = ssl.create_default_context(cafile=cert_file)
     stored = yaml.safe_load((home.model_dir() / "model.yaml").read_text())["metadata"]
 
@@ -140,10 +143,14 @@ def test_https_with_the_documented_options_and_no_plain_http(home, tmp_path):
 
 
 def test_every_tls_mention_in_the_docs_names_the_tested_options():
-    # Given the README's TLS command (the one the test above serves with), then the serving
-    # README spells the same options with the same files, and SECURITY.md names the options.
+    # Given the documented TLS command (the one the test above serves with), then every other
+    # page that mentions a TLS option spells the same options with the same files, and
+    # SECURITY.md names the options.
     options = " ".join(documented_tls_command()[2:])
-    serving = " ".join((PROJECT_ROOT / "src/mlgitops/serving/README.md").read_text().split())
-    assert options in serving, f"src/mlgitops/serving/README.md does not document `{options}`"
+    pages = [PROJECT_ROOT / "README.md", *sorted((PROJECT_ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        text = " ".join(page.read_text(encoding="utf-8").split())
+        if "--ssl-certfile" in text:
+            assert options in text, f"{page.name} mentions TLS but not `{options}`"
     security = (PROJECT_ROOT / "SECURITY.md").read_text()
     assert "/".join(TLS_OPTIONS) in security, f"SECURITY.md does not name {TLS_OPTIONS}"

@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
-from mlgitops.deploy.target import Check, DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ STRATEGIES = ("RollingUpdate", "Recreate", "RampedSlowRollout", "BestEffortContr
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-class BentoCloudTarget:
+class BentoCloudTarget(DeployTarget):
     """Releases the bento to a BentoCloud deployment with the bentoml CLI.
 
     Args:
@@ -158,7 +158,7 @@ class BentoCloudTarget:
 
         `image` is not used: BentoCloud builds its own image from the pushed bento. `check` is
         not run here: BentoCloud offers no endpoint that reaches only the new version, so the
-        smoke test runs once it serves (`orchestrate.release`) and a failure restores the old.
+        smoke test runs once it serves (`release.release`) and a failure restores the old.
 
         Raises:
             DeployError: the tag is not the commit's, bentoml failed, or the deployment did not

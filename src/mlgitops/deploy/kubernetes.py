@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
-from mlgitops.deploy.target import Check, DeployError, Release
+from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
 from mlgitops.tools import tool
 
@@ -213,7 +213,7 @@ class _Attempt:
     rolled_back: bool = False  # release() already undid it
 
 
-class KubernetesTarget:
+class KubernetesTarget(DeployTarget):
     """Releases the service to a Kubernetes namespace with kubectl and kustomize.
 
     Args:
@@ -372,7 +372,7 @@ class KubernetesTarget:
         a pod serving another model exits at start, and a pod that is not ready gets no
         traffic (the rolling update keeps every old pod until a new one is ready); the rollout
         then times out and is undone. The rest of the smoke test (a known prediction) runs
-        through the endpoint once the rollout is done (`orchestrate.release`), and a failure
+        through the endpoint once the rollout is done (`release.release`), and a failure
         there is undone by `restore`.
 
         Raises:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
-from mlgitops.deploy.target import Check, DeployError, Release, SmokeTestFailed
+from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.serving.commands import serve_command
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
 from mlgitops.serving.settings import ServeParams
@@ -132,7 +132,7 @@ def wait_ready(url: str, *, pid: int | None, timeout: float) -> None:
 
 
 @dataclass
-class LocalTarget:
+class LocalTarget(DeployTarget):
     """Releases on this machine; state (ports, pids, logs) lives under `state_dir`."""
 
     state_dir: Path

@@ -14,7 +14,8 @@ class DeployError(RuntimeError):
 class SmokeTestFailed(DeployError):
     """The new version failed its smoke test before it took traffic."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str]) -> None:
+        """Keep the smoke test's problems; the message joins them."""
         super().__init__("; ".join(problems))
         self.problems = problems
 
@@ -52,8 +53,26 @@ class DeployTarget(Protocol):
     def release(
         self, commit: str, bento_tag: str, image: str | None, *, check: Check | None = None
     ) -> Release:
-        """Roll out the bento, wait until it is ready, run `check` on the new version alone,
-        and only then give it traffic. Raises SmokeTestFailed with `check`'s problems."""
+        """Roll out the bento and give it traffic only once `check` passed on it alone.
+
+        The target waits until the new version is ready and runs `check` on it before any
+        traffic reaches it.
+
+        Raises:
+            SmokeTestFailed: with `check`'s problems.
+        """
 
     def restore(self, previous: Release | None) -> None:
         """Undo a failed release, leaving `previous` serving."""
+
+    def retire(self, previous: Release | None) -> None:
+        """After a healthy release, let go of `previous` (by default there is nothing to do)."""
+        return None
+
+    def stop(self) -> None:
+        """Stop every release of this target; only a target that runs servers here can.
+
+        Raises:
+            DeployError: by default, since a remote target is stopped where it runs.
+        """
+        raise DeployError(f"`mlgitops deploy stop` is only for the local target, not {self.name}")

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from mlgitops.github import step_output, step_summary
+
 logger = logging.getLogger(__name__)
 
 NO_DRIFT, DRIFT, CANNOT_JUDGE = 0, 1, 2
@@ -145,16 +147,10 @@ def _verdict(args: argparse.Namespace) -> int:
     except (FileNotFoundError, json.JSONDecodeError) as error:
         logger.error("no monitor verdict: %s (did `mlgitops monitor drift` fail?)", error)
         return CANNOT_JUDGE
-    summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as handle:
-            for name in ("drift.md", "decay.md"):
-                if (args.output_dir / name).exists():
-                    handle.write((args.output_dir / name).read_text(encoding="utf-8") + "\n")
-    output = os.environ.get("GITHUB_OUTPUT")
-    if output:
-        with open(output, "a", encoding="utf-8") as handle:
-            handle.writelines(f"{k}={str(v).lower()}\n" for k, v in result.items())
+    for name in ("drift.md", "decay.md"):
+        if (args.output_dir / name).exists():
+            step_summary((args.output_dir / name).read_text(encoding="utf-8"))
+    step_output(**{k: str(v).lower() for k, v in result.items()})
     print(" ".join(f"{k}={str(v).lower()}" for k, v in result.items()))
     return 0
 
@@ -209,8 +205,12 @@ def _decay_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
 
 
-def register_monitor_commands(commands: Any) -> None:
-    """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`.
+
+    Args:
+        commands: the `mlgitops` parser's subcommands.
+    """
     monitor = commands.add_parser("monitor", help="drift, decay, retention and erasure")
     actions = monitor.add_subparsers(dest="monitor_command", required=True, metavar="ACTION")
 

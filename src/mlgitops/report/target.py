@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from mlgitops.report.github import GitHubError, get_json
+from mlgitops.github import GitHubError, get_json
 
 
 class TargetError(ValueError):

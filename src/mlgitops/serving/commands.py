@@ -116,8 +116,12 @@ def _bento(args: argparse.Namespace) -> int:
     return 0
 
 
-def register_serving_commands(commands: argparse._SubParsersAction) -> None:
-    """Add the service's subcommands to the `mlgitops` parser."""
+def register(commands: argparse._SubParsersAction) -> None:
+    """Add the service's subcommands to the `mlgitops` parser.
+
+    Args:
+        commands: the `mlgitops` parser's subcommands.
+    """
     package = commands.add_parser(
         "package",
         help="save the trained pipeline into the BentoML model store, labelled with its "

@@ -262,10 +262,10 @@ def test_base_without_metrics_says_no_baseline(repo, seed):
     assert data["verdict"]["passed"], "comparisons are skipped, floors still apply"
 
 
-def test_champion_record_is_compared(repo, seed):
-    champion = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+def test_deployed_record_is_compared(repo, seed):
+    deployed = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     (repo / "deployments.jsonl").write_text(
-        json.dumps({"commit": champion, "outcome": "released"})
+        json.dumps({"commit": deployed, "outcome": "released"})
         + "\n"
         + json.dumps({"commit": "0" * 40, "outcome": "failed"})
         + "\n"
@@ -273,7 +273,7 @@ def test_champion_record_is_compared(repo, seed):
     make_pr(repo, seed, pr_metrics(0.95, 0.03))
     code, data, markdown = report(repo)
     assert code == 0
-    assert data["champion"]["commit"] == champion, "a failed release is not the champion"
+    assert data["deployed"]["commit"] == deployed, "a failed release is not what is deployed"
     assert any(r["against"] == "champion" for r in data["verdict"]["rules"])
     assert "Δ vs deployed" in markdown
 

@@ -9,7 +9,7 @@ hash. Two modes:
 - emergency: the revert is committed on main itself, to be pushed and deployed at once.
 
 Either way, nothing is left half-done: a dirty tree, a commit that is not part of main's
-history, a commit already reverted, a conflict or a refused push each raise RevertError after
+history, a commit already reverted, a conflict or a refused push each raise RollbackError after
 the repository is put back as it was. Nothing is pushed unless asked; with `push`, a token in
 `GITHUB_TOKEN` (GitHub Actions) is handed to git for those commands through the environment,
 never written to `.git/config` or put on a command line.
@@ -32,7 +32,7 @@ ROLLBACK_PREFIX = "rollback/"
 TOKEN_ENV = "GITHUB_TOKEN"
 
 
-class RevertError(RuntimeError):
+class RollbackError(RuntimeError):
     """The rollback cannot be made; the message says why and what to do."""
 
 
@@ -57,7 +57,7 @@ class Rollback:
 def git(
     repo: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True
 ) -> subprocess.CompletedProcess[str]:
-    """Run git in `repo`; with `check`, a failure raises RevertError with git's message."""
+    """Run git in `repo`; with `check`, a failure raises RollbackError with git's message."""
     result = subprocess.run(
         ["git", *args],
         cwd=repo,
@@ -68,7 +68,7 @@ def git(
     )
     if check and result.returncode != 0:
         detail = (result.stderr or result.stdout).strip()
-        raise RevertError(f"`git {' '.join(args)}` failed: {detail}")
+        raise RollbackError(f"`git {' '.join(args)}` failed: {detail}")
     return result
 
 
@@ -102,11 +102,11 @@ def last_merge(repo: Path, main_branch: str = "main") -> str:
     """The newest merge commit on main's first-parent history (what a merged PR made).
 
     Raises:
-        RevertError: main has no merge commit.
+        RollbackError: main has no merge commit.
     """
     found = _out(repo, "rev-list", "--first-parent", "--merges", "-n", "1", main_branch, "--")
     if not found:
-        raise RevertError(
+        raise RollbackError(
             f"{main_branch} has no merge commit to revert; name the commit to revert with "
             "--commit (a squash-merged pull request is a plain commit on main)"
         )
@@ -116,24 +116,24 @@ def last_merge(repo: Path, main_branch: str = "main") -> str:
 def _check_ready(repo: Path, main_branch: str) -> None:
     """The repository can take a revert: a clean tree, no operation under way, an identity."""
     if git(repo, "rev-parse", "--is-inside-work-tree", check=False).stdout.strip() != "true":
-        raise RevertError(f"{repo} is not a git work tree")
+        raise RollbackError(f"{repo} is not a git work tree")
     git_dir = Path(_out(repo, "rev-parse", "--absolute-git-dir"))
     for marker in ("MERGE_HEAD", "REVERT_HEAD", "CHERRY_PICK_HEAD", "rebase-merge", "rebase-apply"):
         if (git_dir / marker).exists():
-            raise RevertError(
+            raise RollbackError(
                 f"a git operation is under way ({marker} exists): finish or abort it first"
             )
     dirty = _out(repo, "status", "--porcelain", "--untracked-files=no")
     if dirty:
-        raise RevertError(
+        raise RollbackError(
             "the work tree has uncommitted changes; commit or stash them first:\n" + dirty
         )
     if git(
         repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{main_branch}", check=False
     ).returncode:
-        raise RevertError(f"there is no local branch {main_branch!r} to revert on")
+        raise RollbackError(f"there is no local branch {main_branch!r} to revert on")
     if git(repo, "var", "GIT_COMMITTER_IDENT", check=False).returncode:
-        raise RevertError(
+        raise RollbackError(
             "git has no identity to commit with: set user.name and user.email (or "
             "GIT_AUTHOR_NAME/EMAIL and GIT_COMMITTER_NAME/EMAIL)"
         )
@@ -146,16 +146,16 @@ def _resolve(repo: Path, commit: str | None, main_branch: str) -> str:
     else:
         found = git(repo, "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", check=False)
         if found.returncode:
-            raise RevertError(f"{commit!r} is not a commit in this repository")
+            raise RollbackError(f"{commit!r} is not a commit in this repository")
         sha = found.stdout.strip()
     history = set(_out(repo, "rev-list", "--first-parent", main_branch, "--").split())
     if sha not in history:
-        raise RevertError(
+        raise RollbackError(
             f"{sha[:12]} is not a merge into {main_branch} (it is not on {main_branch}'s "
             f"first-parent history): only what was merged into {main_branch} is rolled back"
         )
     if sha == _out(repo, "rev-list", "--max-parents=0", "-n", "1", main_branch, "--"):
-        raise RevertError(f"{sha[:12]} is the first commit of {main_branch}; there is no before")
+        raise RollbackError(f"{sha[:12]} is the first commit of {main_branch}; there is no before")
     already = _out(
         repo,
         "log",
@@ -167,7 +167,7 @@ def _resolve(repo: Path, commit: str | None, main_branch: str) -> str:
         "--",
     )
     if already:
-        raise RevertError(f"{sha[:12]} was already reverted on {main_branch} by {already[:12]}")
+        raise RollbackError(f"{sha[:12]} was already reverted on {main_branch} by {already[:12]}")
     return sha
 
 
@@ -197,7 +197,7 @@ def create_rollback(
             authenticates `git ls-remote` and `git push` to an HTTPS remote.
 
     Raises:
-        RevertError: why no rollback was made; the repository is as it was before the call.
+        RollbackError: why no rollback was made; the repository is as it was before the call.
     """
     environ = dict(os.environ if environ is None else environ)
     _check_ready(repo, main_branch)
@@ -205,16 +205,16 @@ def create_rollback(
     if push:
         url = git(repo, "remote", "get-url", remote, check=False)
         if url.returncode:
-            raise RevertError(f"there is no remote {remote!r} to push to")
+            raise RollbackError(f"there is no remote {remote!r} to push to")
         remote_env = push_environment(url.stdout.strip(), environ)
         listed = git(
             repo, "ls-remote", remote, f"refs/heads/{main_branch}", env=remote_env, check=False
         )
         if listed.returncode:
-            raise RevertError(f"cannot reach {remote}: {listed.stderr.strip()}")
+            raise RollbackError(f"cannot reach {remote}: {listed.stderr.strip()}")
         remote_main = listed.stdout.split()[0] if listed.stdout.strip() else ""
         if remote_main != _out(repo, "rev-parse", main_branch):
-            raise RevertError(
+            raise RollbackError(
                 f"the local {main_branch} differs from {remote}/{main_branch}: update it "
                 f"(git pull --ff-only {remote} {main_branch}) so the revert applies to what "
                 "was deployed"
@@ -226,7 +226,7 @@ def create_rollback(
     if not emergency:
         exists = git(repo, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False)
         if not exists.returncode:
-            raise RevertError(
+            raise RollbackError(
                 f"branch {branch} exists already: a rollback of {short} was prepared before "
                 f"(delete it with git branch -D {branch} to start over)"
             )
@@ -235,7 +235,7 @@ def create_rollback(
                 repo, "ls-remote", "--heads", remote, branch, env=remote_env, check=False
             )
             if remote_branch.stdout.strip():
-                raise RevertError(
+                raise RollbackError(
                     f"{remote} has a branch {branch} already: its pull request may be open"
                 )
 
@@ -268,7 +268,7 @@ def create_rollback(
             if conflicted
             else (reverted.stderr or reverted.stdout).strip()
         )
-        raise RevertError(
+        raise RollbackError(
             f"cannot revert {short} cleanly ({detail}); nothing was changed. Revert it by hand "
             "on a branch, resolve the conflicts and open a pull request"
         )
@@ -277,7 +277,7 @@ def create_rollback(
         pushed = git(repo, "push", "--quiet", remote, branch, env=remote_env, check=False)
         if pushed.returncode:
             put_back()
-            raise RevertError(
+            raise RollbackError(
                 f"the revert was made but {remote} refused the push of {branch} "
                 f"({pushed.stderr.strip()}); it was undone locally, nothing changed"
             )

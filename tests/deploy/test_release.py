@@ -9,11 +9,12 @@ from typing import ClassVar
 import pytest
 
 from helpers import StartStub, StubReply, StubRequest, change_a_hyperparameter, run
+from mlgitops import deployment_record as record
 from mlgitops.cli import main as cli
-from mlgitops.deploy import record
 from mlgitops.deploy.local import LocalTarget
-from mlgitops.deploy.orchestrate import pinned, smoke_test, verify
+from mlgitops.deploy.release import smoke_test
 from mlgitops.deploy.target import DeployError
+from mlgitops.deploy.verify import pinned, verify
 
 
 @pytest.fixture
@@ -131,14 +132,13 @@ def test_bad_server_env_fails_before_anything(tmp_path, caplog):
     code = cli(
         [
             "deploy",
+            "release",
             "--target",
             "local",
             "--state-dir",
             str(tmp_path),
             "--server-env",
             "NOEQUALS",
-            "--step",
-            "verify",
         ]
     )
     assert code == 1
@@ -154,7 +154,8 @@ def test_bad_server_env_fails_before_anything(tmp_path, caplog):
     ],
 )
 def test_containerize_refuses_an_image_not_tagged_with_the_commit(tmp_path, image, message):
-    from mlgitops.deploy.orchestrate import Pinned, containerize
+    from mlgitops.deploy.bento import containerize
+    from mlgitops.deploy.verify import Pinned
 
     identity = Pinned(commit="a" * 40, model_md5="m", data_md5="d")
     with pytest.raises(DeployError, match=message):
@@ -163,6 +164,6 @@ def test_containerize_refuses_an_image_not_tagged_with_the_commit(tmp_path, imag
 
 def test_unconfigured_kubernetes_target_fails_before_touching_anything(caplog):
     # The default params name no namespace: the release step stops before verify or build.
-    code = cli(["deploy", "--target", "kubernetes", "--step", "release"])
+    code = cli(["deploy", "release", "--target", "kubernetes"])
     assert code == 1
     assert "no Kubernetes namespace configured" in caplog.text

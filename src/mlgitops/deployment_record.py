@@ -1,5 +1,6 @@
-"""The deployment record: one JSON line per release or rollback, the report's champion.
+"""The deployment record: one JSON line per release or restore; the reader and the writer.
 
+It says what is deployed, for the deploy targets that write it and the report that reads it.
 Where it lives: the local target keeps it in its state directory (`local_record`); on GitHub
 it is the deploy run's artifact, which `mlgitops fetch-deployments` downloads as
 `deployments.jsonl` (`FETCHED`). `find` is where every `mlgitops` reader looks.
@@ -15,11 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Outcomes after which the record's commit is what serves (see report.build.champion_record).
 RELEASED = "released"
 RESTORED = "restored"
 ROLLED_BACK = "rolled_back"
 FAILED = "failed"
+# Outcomes after which the entry's commit is what serves (see `serving_now`).
+SERVING_OUTCOMES = frozenset({RELEASED, RESTORED})
 
 FILE_NAME = "deployments.jsonl"
 # The record of a deploy on GitHub: written in the run's workspace and uploaded as its
@@ -51,8 +53,10 @@ def local_record(state_dir: Path) -> Path:
 
 
 def find(repo: Path, environ: dict[str, str] | None = None) -> Path:
-    """The record a reader of `repo` uses: GitHub's, when fetched into the checkout, else the
-    local target's for this checkout (which need not exist: then there was no deploy)."""
+    """The record a reader of `repo` uses: GitHub's when fetched, else the local target's.
+
+    The local target's record of this checkout need not exist: then there was no deploy.
+    """
     fetched = repo / FETCHED
     if fetched.is_file():
         return fetched
@@ -91,3 +95,13 @@ def read(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return entries
+
+
+def serving_now(path: Path) -> dict[str, Any] | None:
+    """The deployed release: the last entry whose outcome left it serving, if any.
+
+    Args:
+        path: a deployment record (it need not exist: then nothing is deployed).
+    """
+    serving = [entry for entry in read(path) if entry.get("outcome") in SERVING_OUTCOMES]
+    return serving[-1] if serving else None

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.cli import main
-from mlgitops.deploy.revert import RevertError, create_rollback, last_merge, push_environment
+from mlgitops.deploy.rollback import RollbackError, create_rollback, last_merge, push_environment
 
 
 def git(repo: Path, *args: str) -> str:
@@ -133,7 +133,7 @@ def test_commits_that_were_not_merged_into_main_are_refused(project, commit, mes
     # the rollback is refused and the repository is exactly as it was.
     work = project["work"]
     before = snapshot(work)
-    with pytest.raises(RevertError, match=message):
+    with pytest.raises(RollbackError, match=message):
         create_rollback(work, commit=str(project.get(commit, commit)))
     assert snapshot(work) == before, "a refused rollback changed the repository"
 
@@ -143,7 +143,7 @@ def test_a_dirty_tree_is_refused(project):
     work = project["work"]
     (work / "dvc.lock").write_text("model: edited\n")
     before = snapshot(work)
-    with pytest.raises(RevertError, match="uncommitted changes"):
+    with pytest.raises(RollbackError, match="uncommitted changes"):
         create_rollback(work)
     assert snapshot(work) == before
     assert (work / "dvc.lock").read_text() == "model: edited\n"
@@ -157,7 +157,7 @@ def test_a_conflicting_revert_is_aborted_and_leaves_nothing(project, emergency):
     work = project["work"]
     commit_file(work, "dvc.lock", "model: v2-tuned\n", "hotfix on main")
     before = snapshot(work)
-    with pytest.raises(RevertError, match=r"conflicts with later changes in: dvc\.lock"):
+    with pytest.raises(RollbackError, match=r"conflicts with later changes in: dvc\.lock"):
         create_rollback(work, commit=str(project["merge"]), emergency=emergency)
     assert snapshot(work) == before, "a failed revert left something behind"
     git_dir = Path(git(work, "rev-parse", "--absolute-git-dir"))
@@ -168,7 +168,7 @@ def test_a_commit_already_reverted_is_refused(project):
     # Given a merge that was already reverted on main, then a second rollback is refused.
     work = project["work"]
     create_rollback(work, emergency=True)
-    with pytest.raises(RevertError, match="already reverted"):
+    with pytest.raises(RollbackError, match="already reverted"):
         create_rollback(work, commit=str(project["merge"]))
 
 
@@ -179,7 +179,7 @@ def test_main_without_a_merge_is_refused(tmp_path):
     git(work, "init", "-q", "-b", "main")
     commit_file(work, "a", "1\n", "one")
     commit_file(work, "a", "2\n", "two")
-    with pytest.raises(RevertError, match="no merge commit"):
+    with pytest.raises(RollbackError, match="no merge commit"):
         create_rollback(work)
 
 
@@ -188,7 +188,7 @@ def test_an_existing_rollback_branch_is_refused(project):
     work = project["work"]
     create_rollback(work)
     git(work, "switch", "-q", "main")
-    with pytest.raises(RevertError, match="exists already"):
+    with pytest.raises(RollbackError, match="exists already"):
         create_rollback(work)
 
 
@@ -201,7 +201,7 @@ def test_a_refused_push_is_undone_locally(project, emergency):
     hook.write_text("#!/bin/sh\necho 'protected branch' >&2\nexit 1\n")
     hook.chmod(0o755)
     before = snapshot(work)
-    with pytest.raises(RevertError, match="refused the push"):
+    with pytest.raises(RollbackError, match="refused the push"):
         create_rollback(work, emergency=emergency, push=True)
     assert snapshot(work) == before, "a refused push left a local revert behind"
 
@@ -214,7 +214,7 @@ def test_pushing_from_an_outdated_main_is_refused(project, tmp_path):
     commit_file(other, "README", "docs\n", "docs")
     git(other, "push", "-q", "origin", "main")
     before = snapshot(project["work"])
-    with pytest.raises(RevertError, match="differs from origin/main"):
+    with pytest.raises(RollbackError, match="differs from origin/main"):
         create_rollback(project["work"], emergency=True, push=True)
     assert snapshot(project["work"]) == before
 
@@ -224,7 +224,7 @@ def test_a_missing_git_identity_is_refused(project, monkeypatch):
     for role in ("AUTHOR", "COMMITTER"):
         monkeypatch.delenv(f"GIT_{role}_NAME")
         monkeypatch.delenv(f"GIT_{role}_EMAIL")
-    with pytest.raises(RevertError, match=r"set user\.name and user\.email"):
+    with pytest.raises(RollbackError, match=r"set user\.name and user\.email"):
         create_rollback(project["work"])
 
 
@@ -245,19 +245,18 @@ def test_push_environment_scopes_the_token_to_the_remote_host():
     assert "GIT_CONFIG_COUNT" not in ssh, "a token must only go to an HTTPS remote"
 
 
-def test_cli_rollback_writes_step_outputs(project, tmp_path, monkeypatch):
+def test_cli_rollback_writes_step_outputs(project, step_outputs):
     # Given `mlgitops rollback --push` in GitHub Actions, then it exits 0 and writes the new
     # commit, the branch, the PR title and body as step outputs.
-    outputs = tmp_path / "github_output"
-    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     assert main(["rollback", "--repo", str(project["work"]), "--commit", "", "--push"]) == 0
-    text = outputs.read_text()
+    outputs = step_outputs()
     head = git(project["work"], "rev-parse", "HEAD")
     short = git(project["work"], "rev-parse", "--short", str(project["merge"]))
     for name, value in [("commit", head), ("branch", f"rollback/{short}")]:
-        assert f"{name}<<" in text, f"no {name} output"
-        assert f"\n{value}\n" in text, f"{name} output is not {value}"
-    assert 'Revert "Merge pull request #1 from tune"' in text, "no PR title"
+        assert name in outputs, f"no {name} output"
+        assert outputs[name] == value, f"{name} output is not {value}"
+    assert 'Revert "Merge pull request #1 from tune"' in outputs.get("title", ""), "no PR title"
+    assert "\n" in outputs.get("body", ""), "the PR body keeps its lines"
 
 
 def test_cli_rollback_fails_with_one_line_on_refusal(project, caplog):

@@ -1,14 +1,11 @@
-"""The GitHub REST calls the PR workflows make: checking a PR's head, fetching the deploy record.
-
-Both run inside GitHub Actions with the workflow's token; the API address comes from
-`GITHUB_API_URL` (set by Actions, and pointed at a stand-in by the tests).
-"""
+"""The one GitHub Actions adapter: step outputs, the job summary, and the REST calls."""
 
 from __future__ import annotations
 
 import io
 import logging
 import os
+import secrets
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +25,40 @@ RUNS_SEARCHED = 20
 
 class GitHubError(RuntimeError):
     """The GitHub API refused or could not answer a request."""
+
+
+def step_output(**values: str) -> None:
+    """Append `values` to the step outputs file ($GITHUB_OUTPUT), when there is one.
+
+    A single-line value is written as `name=value`; a multi-line one between random
+    delimiters, so a commit message cannot end the value early or add outputs of its own.
+
+    Args:
+        **values: output name to value.
+    """
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        for name, value in values.items():
+            if "\n" not in value and "\r" not in value:
+                handle.write(f"{name}={value}\n")
+                continue
+            delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+            handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def step_summary(markdown: str) -> None:
+    """Append `markdown` to the job summary ($GITHUB_STEP_SUMMARY), when there is one.
+
+    Args:
+        markdown: the text shown on the run's summary page.
+    """
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(markdown + "\n")
 
 
 def api_client(token: str, api_url: str, timeout: float = 10) -> httpx.Client:

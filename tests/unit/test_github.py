@@ -1,20 +1,80 @@
-"""Fetching deploy.yml's record from the GitHub API, against a stand-in on 127.0.0.1."""
+"""The GitHub Actions adapter: step outputs, the job summary, and fetching deploy.yml's record
+from the GitHub API (against a stand-in on 127.0.0.1)."""
 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import StartStub, StubReply, StubRequest
 from mlgitops.cli import main as cli
-from mlgitops.report.github import GitHubError, api_client, fetch_deployment_record
+from mlgitops.github import (
+    GitHubError,
+    api_client,
+    fetch_deployment_record,
+    step_output,
+    step_summary,
+)
 
 REPO = "octo/demo"
 RECORD = '{"event": "release", "commit": "abc123", "serving": true}\n'
+
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.dictionaries(NAMES, st.text(max_size=80), min_size=1, max_size=4))
+def test_step_outputs_hold_any_value_and_add_nothing(tmp_path_factory, values):
+    # Given any values, a multi-line commit message or one that mimics the file's syntax
+    # included, when step_output writes them, then each reads back as exactly its value and no
+    # line of a value becomes an output of its own.
+    path = tmp_path_factory.mktemp("outputs") / "github_output"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("GITHUB_OUTPUT", str(path))
+        step_output(**values)
+    with path.open(encoding="utf-8", newline="") as handle:  # keep a value's \r as written
+        text = handle.read()
+    found = {}
+    block = re.compile(r"([a-z0-9_]+)<<(ghadelimiter_[0-9a-f]{32})\n(.*?)\n\2\n", re.S)
+    position = 0
+    while position < len(text):
+        match = block.match(text, position)
+        if match:
+            assert match.group(2) not in match.group(3), "the delimiter occurs in the value"
+            found[match.group(1)] = match.group(3)
+            position = match.end()
+            continue
+        line, _, _ = text[position:].partition("\n")
+        name, _, value = line.partition("=")
+        found[name] = value
+        position += len(line) + 1
+    assert found == values, f"wrote {text!r}"
+
+
+def test_step_output_and_summary_write_nothing_outside_actions(tmp_path, monkeypatch):
+    # Given no runner files in the environment, then neither writer creates a file.
+    monkeypatch.chdir(tmp_path)
+    step_output(name="value")
+    step_summary("# heading")
+    assert list(tmp_path.iterdir()) == [], "a writer created a file outside GitHub Actions"
+
+
+def test_step_summary_appends_markdown(tmp_path, monkeypatch):
+    # Given a job summary with text, then each summary is appended on its own line.
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    step_summary("## one")
+    step_summary("two")
+    assert summary.read_text(encoding="utf-8") == "earlier\n## one\ntwo\n"
 
 
 def zipped(name: str, text: str) -> bytes:
