@@ -187,3 +187,21 @@ def test_unconfigured_kubernetes_target_fails_before_touching_anything(caplog):
     code = cli(["deploy", "release", "--target", "kubernetes"])
     assert code == 1
     assert "no Kubernetes namespace configured" in caplog.text
+
+
+def test_stop_is_refused_for_a_target_that_runs_elsewhere(caplog):
+    # Given a remote target, then `mlgitops deploy stop` exits 1 saying it is only for the
+    # local target (DeployTarget.stop's default), having touched nothing.
+    code = cli(["deploy", "stop", "--target", "kubernetes"])
+    assert code == 1
+    assert "only for the local target, not kubernetes" in caplog.text
+
+
+@pytest.mark.parametrize("action", ["verify", "build", "containerize"])
+def test_only_release_and_stop_take_a_target(action, capsys):
+    # Given an action that builds no target, then naming one is a usage error, not ignored.
+    extra = ["--image", "ghcr.io/octo/demo:" + "a" * 40] if action == "containerize" else []
+    with pytest.raises(SystemExit) as exited:
+        cli(["deploy", action, "--target", "kubernetes", *extra])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --target" in capsys.readouterr().err

@@ -70,30 +70,25 @@ def _server_env(items: list[str]) -> dict[str, str]:
 def _local(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.local import LocalTarget
 
-    local = params.deploy.local
-    return LocalTarget(
+    return LocalTarget.from_params(
+        params.deploy.local,
+        serve=params.serve,
         state_dir=_state_dir(args, repo),
-        port=args.port or local.port,
-        ready_timeout=local.ready_timeout_s,
+        port=args.port,
         env=_server_env(args.server_env),
-        keep_alive_s=params.serve.keep_alive_s,
     )
 
 
 def _kubernetes(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.kubernetes import KubernetesTarget
 
-    options = params.deploy.kubernetes.model_dump()
-    options["manifests"] = repo / options["manifests"]
-    return KubernetesTarget.from_environ(**options)
+    return KubernetesTarget.from_params(params.deploy.kubernetes, repo=repo)
 
 
 def _bentocloud(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.bentocloud import BentoCloudTarget
 
-    options = params.deploy.bentocloud.model_dump()
-    options["secrets"] = list(options["secrets"])
-    return BentoCloudTarget(**options)
+    return BentoCloudTarget(params.deploy.bentocloud)
 
 
 # The only list of target names: each builds its target from the command line and params.yaml.

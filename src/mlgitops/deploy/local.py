@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import psutil
 
+from mlgitops.deploy.settings import LocalDeployParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.serving.commands import serve_command
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
@@ -142,6 +143,33 @@ class LocalTarget(DeployTarget):
     # serve.keep_alive_s, for the proxy and the servers alike.
     keep_alive_s: int = ServeParams().keep_alive_s
     name: str = "local"
+
+    @classmethod
+    def from_params(
+        cls,
+        settings: LocalDeployParams,
+        *,
+        serve: ServeParams,
+        state_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> LocalTarget:
+        """The target of `deploy.local` (and serve's keep-alive), with the command line's extras.
+
+        Args:
+            settings: `deploy.local` in params.yaml.
+            serve: `serve` in params.yaml (the proxy and servers share its keep-alive).
+            state_dir: where the servers, proxy, logs and record are kept.
+            port: the proxy's port instead of `settings.port`.
+            env: extra environment for the servers (e.g. API keys).
+        """
+        return cls(
+            state_dir=state_dir,
+            port=port or settings.port,
+            ready_timeout=settings.ready_timeout_s,
+            env=env,
+            keep_alive_s=serve.keep_alive_s,
+        )
 
     @property
     def endpoint(self) -> str:

@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 
 from mlgitops import deployment_record as record
+from mlgitops import layout
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.deploy.verify import Pinned, run
 from mlgitops.params import Params
 
 logger = logging.getLogger(__name__)
-
-TEST_PATH = "artifacts/test.csv"
 
 
 def smoke_test(
@@ -56,13 +55,14 @@ def example_request(repo: Path, params: Params) -> dict[str, Any]:
     from mlgitops.contract.check import load_valid_table
     from mlgitops.serving.package import example_record
 
-    if not (repo / TEST_PATH).exists():  # a fresh checkout, as in the release job
-        fetched = run(["dvc", "pull", TEST_PATH], repo)
+    if not (repo / layout.TEST_PATH).exists():  # a fresh checkout, as in the release job
+        fetched = run(["dvc", "pull", layout.TEST_PATH], repo)
         if fetched.returncode != 0:
             raise DeployError(
-                f"the smoke test needs {TEST_PATH} from the DVC remote: {fetched.stderr.strip()}"
+                f"the smoke test needs {layout.TEST_PATH} from the DVC remote: "
+                f"{fetched.stderr.strip()}"
             )
-    return example_record(load_valid_table(repo / TEST_PATH, params.contract), params)
+    return example_record(load_valid_table(repo / layout.TEST_PATH, params.contract), params)
 
 
 def first_api_key(params: Params) -> str | None:
