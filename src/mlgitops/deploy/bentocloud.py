@@ -282,8 +282,11 @@ class BentoCloudTarget(DeployTarget):
             raise DeployError(f"bentoml deployment get printed no JSON: {error}") from None
 
     def _wait_for(self, bento_tag: str) -> Release:
-        """Poll until the deployment runs `bento_tag`; the first read comes after one interval,
-        so an update's old "running" status is not taken for the new one."""
+        """Poll until the deployment runs `bento_tag`.
+
+        The first read comes after one interval, so an update's old "running" status is not
+        taken for the new one.
+        """
         deadline = self.clock() + self.timeout_s
         status = "unknown"
         while True:

@@ -80,6 +80,7 @@ class ImageReference:
         return cls(repository, tag, digest or None)
 
     def __str__(self) -> str:
+        """The reference as kustomize and docker take it."""
         text = self.repository
         if self.tag:
             text += f":{self.tag}"

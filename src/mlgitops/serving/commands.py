@@ -28,9 +28,12 @@ def serve_command(
 
     Args:
         target: a bento tag, or `module:Service` to serve from source.
+        host: the address to listen on.
+        port: the port to listen on.
         keep_alive_s: `serve.keep_alive_s`; BentoML's own default (5 s) equals common
             clients' idle timeout (httpx: 5 s), which lets a reused connection be reset.
-        ssl_certfile: serve HTTPS with this certificate (PEM) and `ssl_keyfile`, its key.
+        ssl_certfile: serve HTTPS with this certificate (PEM) and `ssl_keyfile`.
+        ssl_keyfile: the certificate's private key (PEM).
     """
     tls = []
     if ssl_certfile is not None or ssl_keyfile is not None:

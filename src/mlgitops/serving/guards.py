@@ -103,6 +103,7 @@ class ClientErrorLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Log a client error as one WARNING line; pass every other record."""
         from bentoml.exceptions import BentoMLException
         from pydantic import ValidationError
 
@@ -176,15 +177,18 @@ class KnownPathsOnly:
         routes: Sequence[BaseRoute],
         on_unknown: Callable[[], None],
     ):
+        """Wrap `app`; `routes` are the paths it serves."""
         self.app = app
         self.routes = list(routes)
         self.on_unknown = on_unknown
 
     def __getattr__(self, name: str) -> Any:
+        """Behave like the wrapped app for code that inspects it (state, router)."""
         # Behave like the wrapped Starlette app for code that inspects it (state, router).
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 404 for a path no route serves; pass every other request on."""
         if scope["type"] == "http" and not any(
             route.matches(scope)[0] != Match.NONE for route in self.routes
         ):
@@ -213,6 +217,7 @@ class ApiKeyAuth:
         exempt: Iterable[str] = PROBE_PATHS,
         on_refuse: Callable[[], None] | None = None,
     ):
+        """Wrap `app`; the accepted keys are read from the variable `keys_env`."""
         self.app = app
         self.keys_env = keys_env
         self.exempt = frozenset(exempt)
@@ -232,6 +237,7 @@ class ApiKeyAuth:
             )
 
     def __getattr__(self, name: str) -> Any:
+        """Behave like the wrapped app for code that inspects it (state, router)."""
         # Behave like the wrapped app for code that inspects it (state, router).
         return getattr(self.app, name)
 
@@ -254,6 +260,7 @@ class ApiKeyAuth:
         return matched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a request without a valid key (probes excepted) with 401."""
         if scope["type"] not in {"http", "websocket"} or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
@@ -279,8 +286,9 @@ class ApiKeyAuth:
 
 
 class RequestGuard:
-    """Refuse request bodies over `max_body_bytes` (413), bodies that are not JSON (415) and
-    bodies not received within `body_timeout_s` (408).
+    """Refuse bodies that are too large (413), not JSON (415) or too slow to arrive (408).
+
+    The limits are `max_body_bytes` and `body_timeout_s`.
 
     The body is read here, up to the limit, and handed on whole: the application never
     starts on a body that turns out to be too large halfway through. A client trickling its
@@ -296,6 +304,7 @@ class RequestGuard:
         body_timeout_s: float | None = None,
         on_reject: Callable[[str, str], None] = lambda path, field: None,
     ):
+        """Wrap `app` with the body size and read-time limits."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -307,6 +316,7 @@ class RequestGuard:
         await send_json(send, 413, error_payload(message, loc=["body"], kind="too_large"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an oversized, slow or non-JSON body before the app reads it."""
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return

@@ -197,6 +197,7 @@ class GuardedService(bentoml.Service):
     """A BentoML service whose app checks the API key, then answers unknown paths itself."""
 
     def to_asgi(self, is_main: bool = True) -> Any:
+        """The ASGI app behind the guards, outermost first (see the comment below)."""
         app = super().to_asgi(is_main=is_main)
         # Outermost first: the API key, then unknown paths (so only a caller with a key learns
         # whether a path exists), then every answer kept to the published OpenAPI document.
@@ -227,6 +228,7 @@ class MlgitopsService:
     # `make bento` names the model in the bentofile instead (serving/bento.py).
 
     def __init__(self) -> None:
+        """Load the packaged model once, with its explainer and background data."""
         # Again in the worker: the file could change between import and load. The plaintext of
         # an encrypted model only ever exists in memory.
         md5 = MODEL_MD5
