@@ -211,7 +211,7 @@ class _Attempt:
     existed: bool  # the Deployment existed before the release
     template_before: dict[str, Any] | None  # its pod template then
     changed: bool = False  # the apply changed the pod template: a new revision rolls out
-    rolled_back: bool = False  # release() already undid it
+    undone: bool = False  # release() already restored the previous revision
 
 
 class KubernetesTarget(DeployTarget):
@@ -435,7 +435,7 @@ class KubernetesTarget(DeployTarget):
                 logger.info("nothing to restore: this deploy applied nothing")
                 return
             attempt = _Attempt(existed=True, template_before=None, changed=True)
-        if attempt.rolled_back or not attempt.changed:
+        if attempt.undone or not attempt.changed:
             logger.info("nothing to restore: the release left no new revision serving")
             return
         if not attempt.existed:
@@ -446,10 +446,10 @@ class KubernetesTarget(DeployTarget):
                 self._kubectl("delete", f"deployment/{self.deployment}", "--ignore-not-found"),
                 "could not remove the failed first release",
             )
-            attempt.rolled_back = True
+            attempt.undone = True
             return
         self._undo()
-        attempt.rolled_back = True
+        attempt.undone = True
         serving = self.current()
         if previous is not None and (serving is None or serving.commit != previous.commit):
             raise DeployError(
@@ -521,7 +521,7 @@ class KubernetesTarget(DeployTarget):
             self._undo()
         except DeployError as error:
             raise DeployError(f"{reason}; and the rollback failed too: {error}") from None
-        attempt.rolled_back = True
+        attempt.undone = True
         raise DeployError(f"{reason}; rolled back to the previous revision")
 
 

@@ -133,7 +133,7 @@ def release(
             api_key=first_api_key(params),
         )
 
-    def rolled_back(problems: list[str]) -> DeployError:
+    def restore_previous(problems: list[str]) -> DeployError:
         target.restore(previous)
         reason = "; ".join(problems)
         log(record.ROLLED_BACK, reason)
@@ -149,14 +149,14 @@ def release(
             identity.commit, identity.bento_tag, image, check=Check(identity.model_md5, smoke)
         )
     except SmokeTestFailed as failed:
-        raise rolled_back(failed.problems) from None
+        raise restore_previous(failed.problems) from None
     except DeployError as error:
         target.restore(previous)
         log(record.FAILED, str(error))
         raise
     problems = smoke(released.endpoint)
     if problems:
-        raise rolled_back(problems)
+        raise restore_previous(problems)
     target.retire(previous)
     log(record.RELEASED)
     logger.info("released %s on %s at %s", identity.bento_tag, target.name, released.endpoint)
