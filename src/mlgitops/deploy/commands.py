@@ -167,18 +167,19 @@ def _options(parser: argparse.ArgumentParser, *names: str, inherit: bool) -> Non
         parser.add_argument(
             "--image", help="container image reference, tagged with the commit", **default
         )
-    if "local" in names:
-        parser.add_argument(
-            "--port",
-            type=int,
-            help="local target's port (default: deploy.local.port in params)",
-            **default,
-        )
+    if "state" in names:
         parser.add_argument(
             "--state-dir",
             type=Path,
             help="local target's state directory (default: $MLGITOPS_LOCAL_STATE, else one per "
             "checkout under ~/.cache/mlgitops/local)",
+            **default,
+        )
+    if "server" in names:
+        parser.add_argument(
+            "--port",
+            type=int,
+            help="local target's port (default: deploy.local.port in params)",
             **default,
         )
         parser.add_argument(
@@ -210,7 +211,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="verify pinned artifacts, build the bento, release, smoke-test, restore on failure",
         description="With no action: verify, build and release. Deploy never trains.",
     )
-    _options(deploy, "repo", "target", "image", "local", "record", inherit=False)
+    _options(deploy, "repo", "target", "image", "state", "server", "record", inherit=False)
     deploy.set_defaults(handler=_deploy, action=None)
     actions = deploy.add_subparsers(dest="action", metavar="ACTION")
     verify = actions.add_parser(
@@ -218,20 +219,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _options(verify, "repo", inherit=True)
     build = actions.add_parser("build", help="package the model, build the bento (idempotent)")
-    _options(build, "repo", "local", inherit=True)
+    _options(build, "repo", "state", inherit=True)
     containerize = actions.add_parser(
         "containerize", help="build the bento's image, tagged with the commit, and push it"
     )
-    _options(containerize, "repo", "local", inherit=True)
+    _options(containerize, "repo", "state", inherit=True)
     containerize.add_argument(
         "--image", required=True, help="container image reference, tagged with the commit"
     )
     release = actions.add_parser(
         "release", help="release to the target, smoke-test, restore the previous one on failure"
     )
-    _options(release, "repo", "target", "image", "local", "record", inherit=True)
+    _options(release, "repo", "target", "image", "state", "server", "record", inherit=True)
     stop = actions.add_parser("stop", help="stop the proxy and every release (local target)")
-    _options(stop, "repo", "target", "local", inherit=True)
+    _options(stop, "repo", "target", "state", "server", inherit=True)
 
     rollback = commands.add_parser(
         "rollback",
