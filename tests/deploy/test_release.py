@@ -205,3 +205,45 @@ def test_only_release_and_stop_take_a_target(action, capsys):
         cli(["deploy", action, "--target", "kubernetes", *extra])
     assert exited.value.code == 2
     assert "unrecognized arguments: --target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("lock", "pointer", "message"),
+    [
+        ("stages: {}\n", "outs:\n- md5: abc\n  path: data\n", "dvc.lock pins no artifacts/model"),
+        (None, "outs:\n- md5: abc\n  path: data\n", "dvc.lock does not exist"),
+        ("stages: [unclosed\n", "outs: []\n", "dvc.lock is not valid YAML"),
+        (
+            "stages:\n  train:\n    outs:\n    - path: artifacts/model.joblib\n      md5: m\n",
+            "outs: []\n",
+            "records no md5",
+        ),
+    ],
+)
+def test_pinned_refuses_an_unusable_lock_or_pointer_with_one_clear_error(
+    tmp_path, lock, pointer, message
+):
+    # Given a checkout whose dvc.lock or data.dvc is missing, malformed or pins nothing, then
+    # pinned() raises a DeployError saying which (it used to raise IndexError or
+    # FileNotFoundError, a traceback from `mlgitops deploy`).
+    run(["git", "init", "-q"], tmp_path)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "empty",
+        ],
+        tmp_path,
+    )
+    if lock is not None:
+        (tmp_path / "dvc.lock").write_text(lock)
+    (tmp_path / "data.dvc").write_text(pointer)
+    with pytest.raises(DeployError, match=message):
+        pinned(tmp_path)
