@@ -55,6 +55,8 @@ class TrainParams(Section):
 
 
 class BootstrapParams(Section):
+    """The bootstrap behind the headline metrics' confidence intervals."""
+
     n_resamples: Annotated[int, Field(ge=100)] = 1000
     confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
 

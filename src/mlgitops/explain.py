@@ -71,5 +71,5 @@ def shap_by_feature(
     owner_index = np.array([names.index(owner) for owner in owners])
     grouped = np.zeros((values.shape[0], len(names), values.shape[2]))
     # Additivity: an original feature's contribution is the sum of its encoded columns'.
-    np.add.at(grouped, (slice(None), owner_index, slice(None)), values)
+    np.add.at(grouped, (slice(None), owner_index, slice(None)), values)  # type: ignore[arg-type]
     return grouped, names

@@ -25,9 +25,11 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, expressions: dict[str, str] | None = None):
+        """Store the expressions (scikit-learn's convention: `__init__` only stores)."""
         self.expressions = expressions
 
     def fit(self, X: pd.DataFrame, y: object = None) -> DerivedFeatures:
+        """Record the input columns and check every expression on the first row."""
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         # Fail at fit time, with the expression's name, rather than at the first prediction.
@@ -35,6 +37,11 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The input with one numeric column appended per expression.
+
+        Raises:
+            FeatureError: naming the expression that cannot be computed.
+        """
         X = X.copy()
         for name, expression in (self.expressions or {}).items():
             try:
@@ -47,6 +54,7 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
         return X
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """The input columns, then the derived ones."""
         return np.asarray([*self.feature_names_in_, *(self.expressions or {})], dtype=object)
 
 

@@ -19,6 +19,7 @@ class Section:
     priority: int
 
     def render(self) -> str:
+        """The section as markdown: its heading (if titled), then its body."""
         return (
             f"### {self.title}\n\n{self.body.strip()}\n" if self.title else self.body.strip() + "\n"
         )
@@ -38,6 +39,7 @@ def fmt(value: Any, digits: int = 4) -> str:
 
 
 def signed(value: float | None) -> str:
+    """A change with its sign, to four places; a dash when there is none."""
     return "—" if value is None else f"{value:+.4f}"
 
 

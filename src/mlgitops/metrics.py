@@ -11,6 +11,7 @@ import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,7 +23,7 @@ class Predictions:
     y_true: np.ndarray
     y_pred: np.ndarray
     proba: np.ndarray | None = None  # classification only: rows x classes
-    classes: tuple[str, ...] = ()
+    classes: tuple[Any, ...] = ()  # labels, or their indices once encoded
 
     def encoded(self) -> Predictions:
         """The same predictions with labels as class indices.

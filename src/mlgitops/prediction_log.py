@@ -30,7 +30,7 @@ import logging
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class FileStats:
 
     @property
     def empty(self) -> bool:
+        """Whether the file held nothing: no record and no corrupt line."""
         return self.records == 0 and not self.corrupt_lines
 
 
@@ -84,13 +85,16 @@ class LogRead:
 
     @property
     def corrupt_lines(self) -> int:
+        """Lines that were not usable records, over all files."""
         return sum(len(f.corrupt_lines) for f in self.files)
 
     @property
     def empty_files(self) -> list[str]:
+        """The files that held nothing."""
         return [f.path for f in self.files if f.empty]
 
     def summary(self) -> dict[str, Any]:
+        """Counts for the monitor's report: files, records, empty files, corrupt lines."""
         return {
             "files": len(self.files),
             "records": len(self.frame),
@@ -237,6 +241,8 @@ def append_lines(path: Path, lines: list[str], *, fsync: bool) -> None:
     replaced one; O_APPEND with a single write keeps lines of concurrent workers whole.
 
     Args:
+        path: the log file.
+        lines: the JSON lines, without their newlines.
         fsync: wait until the lines are on disk (they survive a power loss, not only a crash
             of the process).
     """
@@ -357,6 +363,7 @@ class PredictionLogMonitor(MonitorBase[Any]):
     """A `bentoml.monitor` class writing each record (all its rows) with one append."""
 
     def __init__(self, name: str, log_path: str, *, fsync: bool = False, worker: int = 0) -> None:
+        """Write under `<log_path>/<name>/`, this worker's files, optionally fsynced."""
         super().__init__(name)
         self.folder = Path(log_path) / name
         self.fsync = fsync
@@ -365,16 +372,20 @@ class PredictionLogMonitor(MonitorBase[Any]):
 
     @property
     def data_path(self) -> Path:
+        """This worker's prediction-log file."""
         return self.folder / "data" / f"data.{self.worker}.log"
 
     @property
     def schema_path(self) -> Path:
+        """This worker's column-schema file."""
         return self.folder / "schema" / f"schema.{self.worker}.log"
 
     def start_record(self) -> None:
+        """Begin a record (one request's rows) for this request's context."""
         _RECORD.set({})
 
     def log(self, data: Any, name: str, role: str, data_type: str) -> None:
+        """Add one column holding a single row's value."""
         self.log_batch([data], name, role, data_type)
 
     def log_batch(self, data_batch: Any, name: str, role: str, data_type: str) -> None:
@@ -395,6 +406,11 @@ class PredictionLogMonitor(MonitorBase[Any]):
         record[name] = (role, data_type, list(data_batch))
 
     def stop_record(self) -> None:
+        """Write the record's rows with one append, and the schema on the first record.
+
+        Raises:
+            MonitorUsageError: when the columns have different lengths.
+        """
         record = _RECORD.get()
         _RECORD.set(None)
         if not record:
@@ -413,11 +429,12 @@ class PredictionLogMonitor(MonitorBase[Any]):
         self.export_data({name: values for name, (_, _, values) in record.items()})
 
     def export_schema(self, columns_schema: dict[str, dict[str, str]]) -> None:
+        """Append the column schema (with the timestamp column first) to the schema file."""
         columns = [{"name": TIMESTAMP, "role": "time", "type": "datetime"}]
         line = json.dumps({"columns": columns + list(columns_schema.values())})
         append_lines(self.schema_path, [line], fsync=self.fsync)
 
-    def export_data(self, datas: dict[str, list[Any]]) -> None:
+    def export_data(self, datas: Mapping[str, Iterable[Any]]) -> None:
         """Write the rows of one record: every column's i-th value, plus the time."""
         names = list(datas)
         timestamp = dt.datetime.now(dt.UTC).isoformat()

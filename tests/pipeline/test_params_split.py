@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import random
 import shutil
@@ -13,40 +14,40 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from helpers import copy_project, run
+from helpers import PROJECT_ROOT, copy_project, run
 from mlgitops.config import PipelineParams
 from mlgitops.params import Params, parse_params
 from mlgitops.sections import ParamsError
 
 pytestmark = pytest.mark.slow
 
-# The operational sections and the module that reads each; neither is a stage dependency.
+# The operational sections (the whole file's, less the pipeline's) and the file defining the
+# model of each: editing either must never make a stage stale.
 OPERATIONAL = {
-    "serve": "src/mlgitops/serving/settings.py",
-    "deploy": "src/mlgitops/deploy/settings.py",
-    "gates": "src/mlgitops/report/settings.py",
-    "monitor": "src/mlgitops/monitor/settings.py",
+    name: Path(inspect.getfile(Params.model_fields[name].annotation))
+    .relative_to(PROJECT_ROOT)
+    .as_posix()
+    for name in set(Params.model_fields) - set(PipelineParams.model_fields)
 }
 PIPELINE_SECTIONS = tuple(
     field.alias or name for name, field in PipelineParams.model_fields.items()
 )
 
 
-def leaf_fields(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """The path of every scalar field of `model`, nested sections included."""
-    paths: list[tuple[str, ...]] = []
-    for name, field in model.model_fields.items():
+Leaf = tuple[tuple[str, ...], Any]
+
+
+def leaf_fields(section: BaseModel, prefix: tuple[str, ...]) -> list[Leaf]:
+    """Every scalar field of a parsed section (nested sections included): path, annotation."""
+    found: list[Leaf] = []
+    for name, field in type(section).model_fields.items():
         key = (*prefix, field.alias or name)
-        nested = [
-            arg
-            for arg in (field.annotation, *typing.get_args(field.annotation))
-            if isinstance(arg, type) and issubclass(arg, BaseModel)
-        ]
-        if nested and not typing.get_args(field.annotation):
-            paths.extend(leaf_fields(nested[0], key))
-        elif typing.get_origin(field.annotation) not in {dict, tuple, list}:
-            paths.append(key)
-    return paths
+        value = getattr(section, name)
+        if isinstance(value, BaseModel):
+            found.extend(leaf_fields(value, key))
+        elif not isinstance(value, dict | tuple | list):
+            found.append((key, field.annotation))
+    return found
 
 
 def candidates(value: Any, field_annotation: Any) -> list[Any]:
@@ -71,28 +72,19 @@ def candidates(value: Any, field_annotation: Any) -> list[Any]:
     return [c for c in found if c != value or type(c) is not type(value)]
 
 
-def annotation_at(model: type[BaseModel], path: tuple[str, ...]) -> Any:
-    for part in path[:-1]:
-        field = next(f for n, f in model.model_fields.items() if (f.alias or n) == part)
-        model = next(
-            arg
-            for arg in (field.annotation, *typing.get_args(field.annotation))
-            if isinstance(arg, type) and issubclass(arg, BaseModel)
-        )
-    return next(f for n, f in model.model_fields.items() if (f.alias or n) == path[-1]).annotation
-
-
 def changed_params(raw: dict[str, Any], section: str, rng: random.Random) -> tuple[dict, str]:
     """`raw` with one field of `section` changed to another valid value, and its dotted path."""
-    model = Params
-    paths = [p for p in leaf_fields(model) if p[0] == section]
+    parsed = parse_params(raw)
+    paths = leaf_fields(
+        getattr(parsed, "validate_" if section == "validate" else section), (section,)
+    )
     rng.shuffle(paths)
-    full = parse_params(raw).model_dump(mode="json", by_alias=True)
-    for path in paths:
+    full = parsed.model_dump(mode="json", by_alias=True)
+    for path, annotation in paths:
         current: Any = full
         for part in path:
             current = current[part]
-        options = candidates(current, annotation_at(model, path))
+        options = candidates(current, annotation)
         rng.shuffle(options)
         for option in options:
             changed = json.loads(json.dumps(raw))
@@ -115,6 +107,10 @@ def trained_copy(trained_project: Path, tmp_path: Path) -> Path:
     for folder in ("data", "artifacts"):
         shutil.rmtree(copy / folder, ignore_errors=True)
         shutil.copytree(trained_project / folder, copy / folder)
+    # Into the copy's own cache, as `dvc repro` would have left it; the lock must not change.
+    run(["dvc", "commit", "--force", "--quiet"], copy)
+    unchanged = run(["git", "diff", "--quiet", "--", "dvc.lock", "data.dvc"], copy, check=False)
+    assert unchanged.returncode == 0, "the trained project's outputs differ from its dvc.lock"
     status = dvc_status(copy)
     assert status == {}, f"the trained copy should start clean, got {status}"
     return copy
@@ -131,8 +127,9 @@ def test_operational_fields_and_their_code_leave_the_pipeline_clean(trained_copy
     rng = random.Random(seed)
     params_path = trained_copy / "params.yaml"
     raw = original = yaml.safe_load(params_path.read_text())
+    assert set(OPERATIONAL) == {"serve", "deploy", "gates", "monitor"}, OPERATIONAL
     changed_fields = []
-    for section, module in OPERATIONAL.items():
+    for section, module in sorted(OPERATIONAL.items()):
         raw, field = changed_params(raw, section, rng)
         changed_fields.append(field)
         with (trained_copy / module).open("a", encoding="utf-8") as handle:

@@ -38,6 +38,7 @@ class ContractViolation(ValueError):
     """A table does not match the data contract; `report` holds every failure."""
 
     def __init__(self, message: str, report: dict[str, Any]):
+        """Keep the validation report alongside the message."""
         super().__init__(message)
         self.report = report
 
@@ -52,6 +53,7 @@ class Failure:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
     def describe(self) -> str:
+        """The failure as one sentence, with the first offending rows."""
         rows = [e for e in self.examples if e["row"] is not None]
         if not rows:
             return f"column '{self.column}': {self.check}"

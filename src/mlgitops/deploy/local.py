@@ -28,8 +28,8 @@ import psutil
 
 from mlgitops.deploy.settings import LocalDeployParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
-from mlgitops.serving.commands import serve_command
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
+from mlgitops.serving.server import serve_command
 from mlgitops.serving.settings import ServeParams
 
 logger = logging.getLogger(__name__)

@@ -34,8 +34,11 @@ def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataF
 def rolling_windows(
     timestamps: pd.Series, *, window_days: float, step_days: float
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    """Windows `(start, end]` of `window_days`, ending at the newest timestamp and every
-    `step_days` before it while the window still reaches a timestamp; oldest first."""
+    """Windows `(start, end]` of `window_days`, oldest first.
+
+    They end at the newest timestamp and every `step_days` before it, while the window still
+    reaches a timestamp.
+    """
     if timestamps.empty:
         return []
     newest, oldest = timestamps.max(), timestamps.min()

@@ -133,7 +133,7 @@ def measure_drift(
         _dataset(ref[columns], numerical, categorical),
     )
     reference_missing = ref[features].isna().mean()
-    values: dict[str, Any] = {}
+    values: dict[tuple[str, str | None], Any] = {}
     for item in snapshot.dict()["metrics"]:
         config = item["config"]
         kind = config["type"].rsplit(":", 1)[-1]

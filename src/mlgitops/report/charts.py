@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ def _label(text: object, limit: int = 24) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _numbers(values: list[float | None]) -> str:
+def _numbers(values: Sequence[float | None]) -> str:
     return "[" + ", ".join("0" if v is None else f"{v:.4g}" for v in values) + "]"
 
 
@@ -123,8 +124,10 @@ def render_pngs(workspace: Path, output: Path) -> list[str]:
     for table_path in sorted(root.rglob("*.csv")) if root.is_dir() else []:
         text = table_path.read_text(encoding="utf-8")
         table = read_csv_text(text)
-        if _is_confusion(list(table.columns)):
+        if table is not None and _is_confusion(list(table.columns)):
             table = read_csv_text(text, labels=True)
+        if table is None:  # only a missing file reads as None, and this one exists
+            continue
         relative = table_path.relative_to(root).with_suffix(".png")
         figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
         try:

@@ -19,8 +19,11 @@ COMPARISONS = ("base", "champion")
 
 @dataclass(frozen=True)
 class RuleResult:
-    """One rule's outcome. `status` is passed, failed, skipped (nothing to compare with) or
-    warned (an advisory rule over its bound: reported, never failing the gate)."""
+    """One rule's outcome.
+
+    `status` is passed, failed, skipped (nothing to compare with) or warned (an advisory rule
+    over its bound: reported, never failing the gate).
+    """
 
     rule: str
     metric: str

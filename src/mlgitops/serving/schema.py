@@ -150,6 +150,7 @@ class RequestBase(BaseModel):
 
     @classmethod
     def model_validate_json(cls, json_data: str | bytes | bytearray, **kwargs: Any) -> Any:
+        """Validate a JSON body; a rejection calls the hook once per rejected field."""
         # The hook sits here, around the whole body, rather than in a validator of the list:
         # a Python validator would make pydantic build Python objects from the JSON first.
         try:
@@ -172,7 +173,7 @@ def request_field(loc: tuple[int | str, ...], features: frozenset[str]) -> str:
 
 def request_model(
     name: str,
-    record: type,
+    record: type[BaseModel],
     *,
     max_records: int,
     example: dict[str, Any] | None = None,
@@ -264,8 +265,11 @@ def class_values(contract: ContractParams, classes: Sequence[str]) -> tuple[Any,
 
 
 def label_annotation(contract: ContractParams, classes: Sequence[str]) -> Any:
-    """The type of a target value in requests and responses: one of the classes, typed as in
-    the data, for a classifier; a finite number for a regressor."""
+    """The type of a target value in requests and responses.
+
+    For a classifier, one of the classes, typed as in the data; for a regressor, a finite
+    number.
+    """
     if contract.task == "regression":
         return Annotated[float, Field(strict=True, allow_inf_nan=False)]
     values = class_values(contract, classes)

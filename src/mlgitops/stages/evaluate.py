@@ -126,8 +126,11 @@ def slug(label: str) -> str:
 
 
 def plot_tables(predictions: Predictions, *, calibration_bins: int) -> dict[str, pd.DataFrame]:
-    """Plot data by relative path: confusion, ROC, precision-recall and calibration curves
-    for classification; residuals and calibration for regression."""
+    """Plot data by relative path.
+
+    Confusion, ROC, precision-recall and calibration curves for classification; residuals and
+    calibration for regression.
+    """
     tables: dict[str, pd.DataFrame] = {}
     if predictions.proba is None:
         residual = predictions.y_true - predictions.y_pred
@@ -175,6 +178,7 @@ def plot_tables(predictions: Predictions, *, calibration_bins: int) -> dict[str,
 
 
 def write_plots(tables: dict[str, pd.DataFrame], directory: Path) -> None:
+    """Write each plot table as CSV under `directory`, rounded to 6 places."""
     for relative, table in tables.items():
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +186,7 @@ def write_plots(tables: dict[str, pd.DataFrame], directory: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage: score the model on the test rows; 0 on success, 1 on bad input."""
     parser = stage_parser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the fitted pipeline")
     parser.add_argument("--test", type=Path, required=True, help="test rows (CSV)")

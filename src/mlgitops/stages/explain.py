@@ -39,6 +39,7 @@ def mean_abs_shap(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage: explain the model on the test rows; 0 on success, 1 on bad input."""
     parser = stage_parser(__doc__)
     parser.add_argument("--model", type=Path, required=True, help="the fitted pipeline")
     parser.add_argument("--test", type=Path, required=True, help="test rows (CSV)")

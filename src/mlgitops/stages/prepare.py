@@ -48,6 +48,7 @@ def split(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage: clean and split the raw table; 0 on success, 1 on bad input."""
     parser = stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="raw CSV (validated)")
     parser.add_argument("--train", type=Path, required=True, help="output: training rows")

@@ -78,6 +78,7 @@ def fit(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage: fit the pipeline on the training rows; 0 on success, 1 on bad input."""
     parser = stage_parser(__doc__)
     parser.add_argument("--train", type=Path, required=True, help="training rows (CSV)")
     parser.add_argument("--model", type=Path, required=True, help="output: the fitted pipeline")

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the stage: check the raw table against the contract; 0 if it holds, else 1."""
     parser = stage_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="raw CSV to check")
     parser.add_argument("--report", type=Path, required=True, help="validation report (JSON)")
