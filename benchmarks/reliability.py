@@ -43,7 +43,7 @@ import yaml
 from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
 from mlgitops.params import load_params
-from mlgitops.serving.commands import serve_command
+from mlgitops.serving.server import serve_command
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-reliability-key"

@@ -31,8 +31,8 @@ from pydantic import BaseModel
 
 from mlgitops.deploy.local import free_port, stop_process_group, wait_ready
 from mlgitops.deploy.target import DeployError
-from mlgitops.serving.commands import SERVICE_TARGET, serve_command
 from mlgitops.serving.package import MODEL_TAG_ENV, workspace_model_tag
+from mlgitops.serving.server import SERVICE_TARGET, serve_command
 
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "bench-key"

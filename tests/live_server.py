@@ -23,8 +23,8 @@ import psutil
 
 from helpers import PROJECT_ROOT
 from mlgitops.deploy.local import free_port, stop_process_group
-from mlgitops.serving.commands import SERVICE_TARGET
 from mlgitops.serving.package import MODEL_TAG_ENV, workspace_model_tag
+from mlgitops.serving.server import SERVICE_TARGET
 
 STARTUP_SECONDS = 90
 API_KEYS = ("reliability-key-3f9a1c", "reliability-key-7be402")

@@ -265,8 +265,9 @@ def adopt(
     params_path: Path,
     track: bool = True,
 ) -> Proposal:
-    """Propose the contract and params for `data`, write them, copy the table to
-    data/raw.csv and `dvc add` it.
+    """Propose the contract and params for `data`, write them, copy and `dvc add` the table.
+
+    The table is copied to data/raw.csv.
 
     Raises:
         AdoptError: when the table cannot be adopted as given.

@@ -26,6 +26,7 @@ from mlgitops.deploy.kubernetes import (
     write_overlay,
 )
 from mlgitops.deploy.runner import CommandResult
+from mlgitops.deploy.settings import KubernetesDeployParams
 from mlgitops.deploy.target import Check, DeployError, Release
 
 BASE = PROJECT_ROOT / "deploy" / "k8s"
@@ -352,15 +353,23 @@ class FakeCluster(FakeRunner):
 
 
 def make_target(cluster: FakeCluster, tmp_path: Path, **options: Any) -> KubernetesTarget:
-    settings: dict[str, Any] = {
+    # deploy.kubernetes settings and the target's own arguments, each overridable by name.
+    fields: dict[str, Any] = {
         "namespace": "models",
         "endpoint": "https://models.example.com",
-        "manifests": BASE,
+        "manifests": str(BASE),
+    }
+    extras: dict[str, Any] = {
         "work_dir": tmp_path / "overlay",
         "runner": cluster,
         "kubectl": "kubectl",
     }
-    return KubernetesTarget(**{**settings, **options})
+    for name, value in options.items():
+        if name in KubernetesDeployParams.model_fields:
+            fields[name] = str(value) if isinstance(value, Path) else value
+        else:
+            extras[name] = value
+    return KubernetesTarget(KubernetesDeployParams(**fields), **extras)
 
 
 def test_release_applies_the_overlay_and_waits_for_the_rollout(tmp_path):

@@ -167,3 +167,63 @@ def test_unconfigured_kubernetes_target_fails_before_touching_anything(caplog):
     code = cli(["deploy", "release", "--target", "kubernetes"])
     assert code == 1
     assert "no Kubernetes namespace configured" in caplog.text
+
+
+def test_stop_is_refused_for_a_target_that_runs_elsewhere(caplog):
+    # Given a remote target, then `mlgitops deploy stop` exits 1 saying it is only for the
+    # local target (DeployTarget.stop's default), having touched nothing.
+    code = cli(["deploy", "stop", "--target", "kubernetes"])
+    assert code == 1
+    assert "only for the local target, not kubernetes" in caplog.text
+
+
+@pytest.mark.parametrize("action", ["verify", "build", "containerize"])
+def test_only_release_and_stop_take_a_target(action, capsys):
+    # Given an action that builds no target, then naming one is a usage error, not ignored.
+    extra = ["--image", "ghcr.io/octo/demo:" + "a" * 40] if action == "containerize" else []
+    with pytest.raises(SystemExit) as exited:
+        cli(["deploy", action, "--target", "kubernetes", *extra])
+    assert exited.value.code == 2
+    assert "unrecognized arguments: --target" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("lock", "pointer", "message"),
+    [
+        ("stages: {}\n", "outs:\n- md5: abc\n  path: data\n", "dvc.lock pins no artifacts/model"),
+        (None, "outs:\n- md5: abc\n  path: data\n", "dvc.lock does not exist"),
+        ("stages: [unclosed\n", "outs: []\n", "dvc.lock is not valid YAML"),
+        (
+            "stages:\n  train:\n    outs:\n    - path: artifacts/model.joblib\n      md5: m\n",
+            "outs: []\n",
+            "records no md5",
+        ),
+    ],
+)
+def test_pinned_refuses_an_unusable_lock_or_pointer_with_one_clear_error(
+    tmp_path, lock, pointer, message
+):
+    # Given a checkout whose dvc.lock or data.dvc is missing, malformed or pins nothing, then
+    # pinned() raises a DeployError saying which (it used to raise IndexError or
+    # FileNotFoundError, a traceback from `mlgitops deploy`).
+    run(["git", "init", "-q"], tmp_path)
+    run(
+        [
+            "git",
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "empty",
+        ],
+        tmp_path,
+    )
+    if lock is not None:
+        (tmp_path / "dvc.lock").write_text(lock)
+    (tmp_path / "data.dvc").write_text(pointer)
+    with pytest.raises(DeployError, match=message):
+        pinned(tmp_path)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from helpers import call_asgi
-from mlgitops.serving.guards import ConformingResponses, documented_openapi
+from mlgitops.serving.openapi import ConformingResponses, documented_openapi
 from mlgitops.serving.schema import Metadata
 
 ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")

@@ -21,11 +21,7 @@ ALLOWED_SIDEWAYS = {
 }
 # Single imports still to be removed by the split of the modules that hold them (issue 14,
 # the command tree); each is listed so it cannot grow, and the test fails once it is gone.
-PENDING = {
-    ("report/build.py", "mlgitops.deploy.record"): "the deployed release is read by the report",
-    ("deploy/local.py", "mlgitops.serving.commands"): "the local target reuses serve's command",
-    ("deploy/orchestrate.py", "mlgitops.deploy.commands"): "github_output, until one adapter",
-}
+PENDING: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""Shipping a reviewed model: verify, build, release to a target, smoke-test, roll back."""
+"""Shipping a reviewed model: verify, build, release to a target, smoke-test, restore on failure."""

@@ -31,10 +31,11 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
+from mlgitops.deploy.settings import BentoCloudDeployParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release
 from mlgitops.tools import tool
 
@@ -52,39 +53,26 @@ class BentoCloudTarget(DeployTarget):
     """Releases the bento to a BentoCloud deployment with the bentoml CLI.
 
     Args:
-        deployment: the BentoCloud deployment's name (lowercase letters, digits, dashes).
-        cluster: the BentoCloud cluster; None for the organisation's default.
-        scaling_min: minimum replicas (None: BentoCloud's default).
-        scaling_max: maximum replicas.
-        instance_type: the instance type (see `bentoml deployment list-instance-types`).
-        strategy: how replicas are replaced; RollingUpdate keeps the old ones until new
-            ones are ready.
-        secrets: BentoCloud secrets mounted into the deployment (the API keys).
+        settings: `deploy.bentocloud` in params.yaml (deployment name, cluster, scaling,
+            instance type, strategy, secrets mounted into it, readiness timeout).
         envs: plain environment variables for the service (never secrets: they are visible on
             the command line and in the console).
-        timeout_s: how long to wait for the deployment to be ready.
         poll_interval_s: seconds between status reads while waiting.
         environ: the environment bentoml runs with, where BENTO_CLOUD_API_KEY and
             BENTO_CLOUD_API_ENDPOINT are read from (default: this process's).
         bentoml: the bentoml executable (default: the one installed with mlgitops).
         runner: runs each command (tests pass one that records them).
-        sleep, clock: waiting and timing (tests pass fakes).
+        sleep: waits between status reads (tests pass a fake).
+        clock: times the wait (tests pass a fake).
     """
 
     name = "bentocloud"
 
     def __init__(
         self,
+        settings: BentoCloudDeployParams,
         *,
-        deployment: str = "mlgitops",
-        cluster: str | None = None,
-        scaling_min: int | None = None,
-        scaling_max: int | None = None,
-        instance_type: str | None = None,
-        strategy: str = "RollingUpdate",
-        secrets: Sequence[str] = ("mlgitops-api-keys",),
         envs: Mapping[str, str] | None = None,
-        timeout_s: int = 1800,
         poll_interval_s: float = 10.0,
         environ: Mapping[str, str] | None = None,
         bentoml: str | None = None,
@@ -92,15 +80,16 @@ class BentoCloudTarget(DeployTarget):
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.deployment = deployment
-        self.cluster = cluster
-        self.scaling_min = scaling_min
-        self.scaling_max = scaling_max
-        self.instance_type = instance_type
-        self.strategy = strategy
-        self.secrets = tuple(secrets)
+        """Keep the settings; nothing is checked or touched before `check_configured`."""
+        self.deployment = settings.deployment
+        self.cluster = settings.cluster
+        self.scaling_min = settings.scaling_min
+        self.scaling_max = settings.scaling_max
+        self.instance_type = settings.instance_type
+        self.strategy = settings.strategy
+        self.secrets = tuple(settings.secrets)
         self.envs = dict(envs or {})
-        self.timeout_s = timeout_s
+        self.timeout_s = settings.timeout_s
         self.poll_interval_s = poll_interval_s
         self.environ = os.environ if environ is None else environ
         self.bentoml = bentoml or tool("bentoml")
@@ -293,8 +282,11 @@ class BentoCloudTarget(DeployTarget):
             raise DeployError(f"bentoml deployment get printed no JSON: {error}") from None
 
     def _wait_for(self, bento_tag: str) -> Release:
-        """Poll until the deployment runs `bento_tag`; the first read comes after one interval,
-        so an update's old "running" status is not taken for the new one."""
+        """Poll until the deployment runs `bento_tag`.
+
+        The first read comes after one interval, so an update's old "running" status is not
+        taken for the new one.
+        """
         deadline = self.clock() + self.timeout_s
         status = "unknown"
         while True:

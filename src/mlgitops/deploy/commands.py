@@ -70,30 +70,25 @@ def _server_env(items: list[str]) -> dict[str, str]:
 def _local(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.local import LocalTarget
 
-    local = params.deploy.local
-    return LocalTarget(
+    return LocalTarget.from_params(
+        params.deploy.local,
+        serve=params.serve,
         state_dir=_state_dir(args, repo),
-        port=args.port or local.port,
-        ready_timeout=local.ready_timeout_s,
+        port=args.port,
         env=_server_env(args.server_env),
-        keep_alive_s=params.serve.keep_alive_s,
     )
 
 
 def _kubernetes(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.kubernetes import KubernetesTarget
 
-    options = params.deploy.kubernetes.model_dump()
-    options["manifests"] = repo / options["manifests"]
-    return KubernetesTarget.from_environ(**options)
+    return KubernetesTarget.from_params(params.deploy.kubernetes, repo=repo)
 
 
 def _bentocloud(args: argparse.Namespace, params: Params, repo: Path) -> DeployTarget:
     from mlgitops.deploy.bentocloud import BentoCloudTarget
 
-    options = params.deploy.bentocloud.model_dump()
-    options["secrets"] = list(options["secrets"])
-    return BentoCloudTarget(**options)
+    return BentoCloudTarget(params.deploy.bentocloud)
 
 
 # The only list of target names: each builds its target from the command line and params.yaml.
@@ -172,18 +167,19 @@ def _options(parser: argparse.ArgumentParser, *names: str, inherit: bool) -> Non
         parser.add_argument(
             "--image", help="container image reference, tagged with the commit", **default
         )
-    if "local" in names:
-        parser.add_argument(
-            "--port",
-            type=int,
-            help="local target's port (default: deploy.local.port in params)",
-            **default,
-        )
+    if "state" in names:
         parser.add_argument(
             "--state-dir",
             type=Path,
             help="local target's state directory (default: $MLGITOPS_LOCAL_STATE, else one per "
             "checkout under ~/.cache/mlgitops/local)",
+            **default,
+        )
+    if "server" in names:
+        parser.add_argument(
+            "--port",
+            type=int,
+            help="local target's port (default: deploy.local.port in params)",
             **default,
         )
         parser.add_argument(
@@ -215,7 +211,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="verify pinned artifacts, build the bento, release, smoke-test, restore on failure",
         description="With no action: verify, build and release. Deploy never trains.",
     )
-    _options(deploy, "repo", "target", "image", "local", "record", inherit=False)
+    _options(deploy, "repo", "target", "image", "state", "server", "record", inherit=False)
     deploy.set_defaults(handler=_deploy, action=None)
     actions = deploy.add_subparsers(dest="action", metavar="ACTION")
     verify = actions.add_parser(
@@ -223,20 +219,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     _options(verify, "repo", inherit=True)
     build = actions.add_parser("build", help="package the model, build the bento (idempotent)")
-    _options(build, "repo", "local", inherit=True)
+    _options(build, "repo", "state", inherit=True)
     containerize = actions.add_parser(
         "containerize", help="build the bento's image, tagged with the commit, and push it"
     )
-    _options(containerize, "repo", "local", inherit=True)
+    _options(containerize, "repo", "state", inherit=True)
     containerize.add_argument(
         "--image", required=True, help="container image reference, tagged with the commit"
     )
     release = actions.add_parser(
         "release", help="release to the target, smoke-test, restore the previous one on failure"
     )
-    _options(release, "repo", "target", "image", "local", "record", inherit=True)
+    _options(release, "repo", "target", "image", "state", "server", "record", inherit=True)
     stop = actions.add_parser("stop", help="stop the proxy and every release (local target)")
-    _options(stop, "repo", "target", "local", inherit=True)
+    _options(stop, "repo", "target", "state", "server", inherit=True)
 
     rollback = commands.add_parser(
         "rollback",

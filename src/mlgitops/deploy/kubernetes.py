@@ -15,7 +15,7 @@ A release of commit C with image `ghcr.io/<owner>/<repo>:C`:
    wait for the previous revision, and raise DeployError with kubectl's reason.
 
 Access comes from kubectl's usual sources: `KUBECONFIG` or `~/.kube/config`, optionally a named
-context; in CI, `KubernetesTarget.from_environ` writes the kubeconfig held in the
+context; in CI, `KubernetesTarget.from_params` writes the kubeconfig held in the
 `MLGITOPS_KUBECONFIG` variable (the content, plain or base64, e.g. from a secret of the
 `production` environment) to a private temporary file and passes it with `--kubeconfig`.
 """
@@ -39,13 +39,13 @@ from typing import Any
 import yaml
 
 from mlgitops.deploy.runner import CommandResult, Runner, run_command
+from mlgitops.deploy.settings import KubernetesDeployParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MANIFESTS = Path("deploy/k8s")
 DEFAULT_WORK_DIR = Path(".mlgitops/k8s")
 IMAGE_NAME = "mlgitops"  # the container image name in deploy/k8s/deployment.yaml
 CONTAINER_NAME = "service"  # the service's container in deploy/k8s/deployment.yaml
@@ -80,6 +80,7 @@ class ImageReference:
         return cls(repository, tag, digest or None)
 
     def __str__(self) -> str:
+        """The reference as kustomize and docker take it."""
         text = self.repository
         if self.tag:
             text += f":{self.tag}"
@@ -210,24 +211,18 @@ class _Attempt:
     existed: bool  # the Deployment existed before the release
     template_before: dict[str, Any] | None  # its pod template then
     changed: bool = False  # the apply changed the pod template: a new revision rolls out
-    rolled_back: bool = False  # release() already undid it
+    undone: bool = False  # release() already restored the previous revision
 
 
 class KubernetesTarget(DeployTarget):
     """Releases the service to a Kubernetes namespace with kubectl and kustomize.
 
     Args:
-        namespace: the namespace the service runs in (must exist, with the API-key Secret).
-        endpoint: the base URL the smoke test calls (the Service as your Ingress or Gateway
-            exposes it).
-        manifests: the kustomize base (deploy/k8s).
-        deployment: the Deployment's name in the base.
+        settings: `deploy.kubernetes` in params.yaml (namespace, endpoint, manifests,
+            deployment, context, rollout timeout, API-key Secret).
+        repo: the project root, which `settings.manifests` is relative to.
         work_dir: where the release overlay is written.
-        context: a kubeconfig context to use instead of the current one.
         kubeconfig: a kubeconfig file to use instead of kubectl's default.
-        rollout_timeout_s: how long `kubectl rollout status` waits for the new pods.
-        api_keys_secret: the Secret the pods read their API keys from, checked before a
-            release; None skips the check.
         kubectl: the kubectl executable (default: the one installed with mlgitops, else PATH's).
         runner: runs each command (tests pass one that records them).
     """
@@ -236,41 +231,46 @@ class KubernetesTarget(DeployTarget):
 
     def __init__(
         self,
+        settings: KubernetesDeployParams,
         *,
-        namespace: str | None,
-        endpoint: str | None,
-        manifests: Path = DEFAULT_MANIFESTS,
-        deployment: str = "mlgitops",
+        repo: Path = Path("."),
         work_dir: Path = DEFAULT_WORK_DIR,
-        context: str | None = None,
         kubeconfig: Path | None = None,
-        rollout_timeout_s: int = 300,
-        api_keys_secret: str | None = "mlgitops-api-keys",
         kubectl: str | None = None,
         runner: Runner = run_command,
     ) -> None:
-        self.namespace = namespace
-        self.endpoint = endpoint
-        self.manifests = manifests
-        self.deployment = deployment
+        """Keep the settings; nothing is checked or touched before `check_configured`."""
+        self.namespace = settings.namespace
+        self.endpoint = settings.endpoint
+        self.manifests = repo / settings.manifests
+        self.deployment = settings.deployment
         self.work_dir = work_dir
-        self.context = context
+        self.context = settings.context
         self.kubeconfig = kubeconfig
-        self.rollout_timeout_s = rollout_timeout_s
-        self.api_keys_secret = api_keys_secret
+        self.rollout_timeout_s = settings.rollout_timeout_s
+        # None skips the check that the pods' API-key Secret exists.
+        self.api_keys_secret = settings.api_keys_secret
         self.kubectl = kubectl or tool("kubectl")
         self.runner = runner
         self._attempt: _Attempt | None = None
 
     @classmethod
-    def from_environ(
-        cls, environ: Mapping[str, str] | None = None, **options: Any
+    def from_params(
+        cls,
+        settings: KubernetesDeployParams,
+        *,
+        repo: Path,
+        environ: Mapping[str, str] | None = None,
     ) -> KubernetesTarget:
-        """A target whose kubeconfig may come from `MLGITOPS_KUBECONFIG` (CI secrets)."""
+        """The target of `settings`, its kubeconfig from `MLGITOPS_KUBECONFIG` when set (CI).
+
+        Args:
+            settings: `deploy.kubernetes` in params.yaml.
+            repo: the project root.
+            environ: where MLGITOPS_KUBECONFIG is read (default: this process's).
+        """
         kubeconfig = kubeconfig_from_environ(os.environ if environ is None else environ)
-        if kubeconfig is not None:
-            options.setdefault("kubeconfig", kubeconfig)
-        return cls(**options)
+        return cls(settings, repo=repo, kubeconfig=kubeconfig)
 
     # --- DeployTarget ---------------------------------------------------------------------
 
@@ -435,7 +435,7 @@ class KubernetesTarget(DeployTarget):
                 logger.info("nothing to restore: this deploy applied nothing")
                 return
             attempt = _Attempt(existed=True, template_before=None, changed=True)
-        if attempt.rolled_back or not attempt.changed:
+        if attempt.undone or not attempt.changed:
             logger.info("nothing to restore: the release left no new revision serving")
             return
         if not attempt.existed:
@@ -446,10 +446,10 @@ class KubernetesTarget(DeployTarget):
                 self._kubectl("delete", f"deployment/{self.deployment}", "--ignore-not-found"),
                 "could not remove the failed first release",
             )
-            attempt.rolled_back = True
+            attempt.undone = True
             return
         self._undo()
-        attempt.rolled_back = True
+        attempt.undone = True
         serving = self.current()
         if previous is not None and (serving is None or serving.commit != previous.commit):
             raise DeployError(
@@ -521,7 +521,7 @@ class KubernetesTarget(DeployTarget):
             self._undo()
         except DeployError as error:
             raise DeployError(f"{reason}; and the rollback failed too: {error}") from None
-        attempt.rolled_back = True
+        attempt.undone = True
         raise DeployError(f"{reason}; rolled back to the previous revision")
 
 

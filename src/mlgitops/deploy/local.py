@@ -26,9 +26,10 @@ from typing import Any
 import httpx
 import psutil
 
+from mlgitops.deploy.settings import LocalDeployParams
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
-from mlgitops.serving.commands import serve_command
 from mlgitops.serving.package import EXPECTED_MODEL_MD5_ENV
+from mlgitops.serving.server import serve_command
 from mlgitops.serving.settings import ServeParams
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ HOST = "127.0.0.1"
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind((HOST, 0))
         return probe.getsockname()[1]
@@ -84,8 +86,9 @@ def is_ours(pid: int | None, recorded_start: float | None) -> bool:
 
 
 def stop_process_group(pid: int | None, *, grace: float = 10.0) -> None:
-    """Stop a server and everything it started: SIGTERM its process group, then SIGKILL every
-    descendant still alive after `grace` seconds.
+    """Stop a server and everything it started.
+
+    SIGTERM its process group, then SIGKILL every descendant still alive after `grace` seconds.
 
     Descendants are listed before signalling because BentoML starts each worker in a session
     of its own: a worker is outside the server's process group, and it would keep serving.
@@ -143,8 +146,36 @@ class LocalTarget(DeployTarget):
     keep_alive_s: int = ServeParams().keep_alive_s
     name: str = "local"
 
+    @classmethod
+    def from_params(
+        cls,
+        settings: LocalDeployParams,
+        *,
+        serve: ServeParams,
+        state_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> LocalTarget:
+        """The target of `deploy.local` (and serve's keep-alive), with the command line's extras.
+
+        Args:
+            settings: `deploy.local` in params.yaml.
+            serve: `serve` in params.yaml (the proxy and servers share its keep-alive).
+            state_dir: where the servers, proxy, logs and record are kept.
+            port: the proxy's port instead of `settings.port`.
+            env: extra environment for the servers (e.g. API keys).
+        """
+        return cls(
+            state_dir=state_dir,
+            port=port or settings.port,
+            ready_timeout=settings.ready_timeout_s,
+            env=env,
+            keep_alive_s=serve.keep_alive_s,
+        )
+
     @property
     def endpoint(self) -> str:
+        """The proxy's base URL, which every release is reached through."""
         return f"http://{HOST}:{self.port}"
 
     @property
@@ -261,6 +292,7 @@ class LocalTarget(DeployTarget):
         wait_ready_any(self.endpoint, pid=pid, timeout=30)
 
     def current(self) -> Release | None:
+        """The release the proxy sends traffic to, if any."""
         active = self._read(self._active_file)
         server = self._servers().get(str(active.get("pid")))
         if not active or server is None:
@@ -273,6 +305,9 @@ class LocalTarget(DeployTarget):
         """Start a server of `bento_tag`, check it on its own port, then switch traffic to it.
 
         Args:
+            commit: the git commit the bento was built from.
+            bento_tag: the bento to serve.
+            image: unused here (the local target serves the bento itself).
             check: the smoke test, given the new server's own URL; the problems it returns
                 stop the release before the proxy sends it a single request.
 
@@ -321,8 +356,10 @@ class LocalTarget(DeployTarget):
         return Release("local", commit, bento_tag, None, self.endpoint)
 
     def restore(self, previous: Release | None) -> None:
-        """Point the proxy back at `previous`'s server and stop (and forget) any other that
-        the failed release made active."""
+        """Point the proxy back at `previous`'s server.
+
+        Any other server the failed release made active is stopped and forgotten.
+        """
         failed = self._read(self._active_file)
         servers = self._servers()
         found = next(

@@ -44,11 +44,13 @@ class ActiveBackend:
     """The backend URL in the active-release file, re-read whenever the file changes."""
 
     def __init__(self, path: Path):
+        """Follow the active release recorded in `path`."""
         self.path = path
         self._stamp: int | None = None
         self._url: str | None = None
 
     def url(self) -> str | None:
+        """The active release's base URL, re-read when the file changes."""
         try:
             stamp = self.path.stat().st_mtime_ns
         except FileNotFoundError:
@@ -63,6 +65,7 @@ class ActiveBackend:
 
 
 def create_app(active: Path, *, timeout: float = 60.0) -> Starlette:
+    """The proxy app: every request goes to the release `active` names."""
     backend = ActiveBackend(active)
     client = httpx.AsyncClient(timeout=timeout)
 
@@ -95,6 +98,7 @@ def create_app(active: Path, *, timeout: float = 60.0) -> Starlette:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the proxy (`python -m mlgitops.deploy.proxy`) until it is stopped."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -10,13 +10,12 @@ from typing import Any
 import httpx
 
 from mlgitops import deployment_record as record
+from mlgitops import layout
 from mlgitops.deploy.target import Check, DeployError, DeployTarget, Release, SmokeTestFailed
 from mlgitops.deploy.verify import Pinned, run
 from mlgitops.params import Params
 
 logger = logging.getLogger(__name__)
-
-TEST_PATH = "artifacts/test.csv"
 
 
 def smoke_test(
@@ -56,13 +55,14 @@ def example_request(repo: Path, params: Params) -> dict[str, Any]:
     from mlgitops.contract.check import load_valid_table
     from mlgitops.serving.package import example_record
 
-    if not (repo / TEST_PATH).exists():  # a fresh checkout, as in the release job
-        fetched = run(["dvc", "pull", TEST_PATH], repo)
+    if not (repo / layout.TEST_PATH).exists():  # a fresh checkout, as in the release job
+        fetched = run(["dvc", "pull", layout.TEST_PATH], repo)
         if fetched.returncode != 0:
             raise DeployError(
-                f"the smoke test needs {TEST_PATH} from the DVC remote: {fetched.stderr.strip()}"
+                f"the smoke test needs {layout.TEST_PATH} from the DVC remote: "
+                f"{fetched.stderr.strip()}"
             )
-    return example_record(load_valid_table(repo / TEST_PATH, params.contract), params)
+    return example_record(load_valid_table(repo / layout.TEST_PATH, params.contract), params)
 
 
 def first_api_key(params: Params) -> str | None:
@@ -133,7 +133,7 @@ def release(
             api_key=first_api_key(params),
         )
 
-    def rolled_back(problems: list[str]) -> DeployError:
+    def restore_previous(problems: list[str]) -> DeployError:
         target.restore(previous)
         reason = "; ".join(problems)
         log(record.ROLLED_BACK, reason)
@@ -149,14 +149,14 @@ def release(
             identity.commit, identity.bento_tag, image, check=Check(identity.model_md5, smoke)
         )
     except SmokeTestFailed as failed:
-        raise rolled_back(failed.problems) from None
+        raise restore_previous(failed.problems) from None
     except DeployError as error:
         target.restore(previous)
         log(record.FAILED, str(error))
         raise
     problems = smoke(released.endpoint)
     if problems:
-        raise rolled_back(problems)
+        raise restore_previous(problems)
     target.retire(previous)
     log(record.RELEASED)
     logger.info("released %s on %s at %s", identity.bento_tag, target.name, released.endpoint)

@@ -51,6 +51,7 @@ class Rollback:
 
     @property
     def emergency(self) -> bool:
+        """Whether the revert was committed on the main branch itself."""
         return self.branch == self.main_branch
 
 

@@ -22,11 +22,15 @@ class CommandResult:
 
     @property
     def ok(self) -> bool:
+        """Whether the command exited 0."""
         return self.returncode == 0
 
     def reason(self) -> str:
-        """What to show when the command failed: the end of stderr (or stdout), or only the
-        last line of a Python traceback (the exception)."""
+        """What to show when the command failed.
+
+        The end of stderr (or stdout), or only the last line of a Python traceback (the
+        exception).
+        """
         lines = [line for line in (self.stderr or self.stdout).strip().splitlines() if line]
         if any(line.startswith("Traceback") for line in lines):
             lines = lines[-1:]
@@ -42,7 +46,9 @@ class Runner(Protocol):
         *,
         timeout: float | None = None,
         env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...
+    ) -> CommandResult:
+        """Run `argv` and return its exit code and output."""
+        ...
 
 
 TIMED_OUT = 124  # the exit code `timeout(1)` uses

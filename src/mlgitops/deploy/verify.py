@@ -8,14 +8,12 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from mlgitops import layout
 from mlgitops.deploy.target import DeployError
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
 
-MODEL_PATH = "artifacts/model.joblib"
 BENTO_NAME = "mlgitops"
 
 
@@ -47,20 +45,17 @@ def pinned(repo: Path) -> Pinned:
     head = run(["git", "rev-parse", "HEAD"], repo)
     if head.returncode != 0:
         raise DeployError(f"{repo} is not a git checkout: {head.stderr.strip()}")
-    lock = yaml.safe_load((repo / "dvc.lock").read_text(encoding="utf-8"))
-    model = next(
-        (
-            out["md5"]
-            for stage in lock["stages"].values()
-            for out in stage.get("outs", [])
-            if out["path"] == MODEL_PATH
-        ),
-        None,
-    )
-    if model is None:
-        raise DeployError(f"dvc.lock pins no {MODEL_PATH}; run the pipeline and commit dvc.lock")
-    pointer = yaml.safe_load((repo / "data.dvc").read_text(encoding="utf-8"))
-    return Pinned(head.stdout.strip(), model, pointer["outs"][0]["md5"])
+    try:
+        lock = layout.read_yaml(repo / layout.DVC_LOCK_PATH)
+        model = layout.locked_outs(lock).get(layout.MODEL_PATH)
+        if model is None:
+            raise DeployError(
+                f"dvc.lock pins no {layout.MODEL_PATH}; run the pipeline and commit dvc.lock"
+            )
+        data = layout.data_md5(layout.read_yaml(repo / layout.DATA_POINTER))
+    except layout.LayoutError as error:
+        raise DeployError(str(error)) from None
+    return Pinned(head.stdout.strip(), model, data)
 
 
 def _changes(repo: Path) -> dict[str, list[str]]:

@@ -9,15 +9,13 @@ from typing import Any
 
 import joblib
 
+from mlgitops import layout
 from mlgitops.contract.check import feature_frame, load_valid_table
 from mlgitops.deployment_record import serving_now
 from mlgitops.layout import STAGE_RUNS_DIR
 from mlgitops.params import Params, parse_params
 from mlgitops.report.gate import single_row_latency_ms
 from mlgitops.report.revisions import head_sha, resolve
-
-MODEL_PATH = "artifacts/model.joblib"
-TEST_PATH = "artifacts/test.csv"
 
 
 @dataclass
@@ -141,8 +139,10 @@ def stage_runs(
 def latency(repo: Path, params: Params) -> tuple[float | None, str | None]:
     """One row's predict latency of the workspace model in ms, or why it was not measured."""
     try:
-        model = joblib.load(repo / MODEL_PATH)
-        rows = feature_frame(load_valid_table(repo / TEST_PATH, params.contract), params.contract)
+        model = joblib.load(repo / layout.MODEL_PATH)
+        rows = feature_frame(
+            load_valid_table(repo / layout.TEST_PATH, params.contract), params.contract
+        )
     except (FileNotFoundError, ValueError) as error:
         return None, f"predict latency not measured: {error}"
     return single_row_latency_ms(model, rows), None

@@ -50,6 +50,7 @@ def merge_base(repo: Path, branch: str = "main") -> str:
 
 
 def head_sha(repo: Path) -> str | None:
+    """The commit HEAD points at, or None outside a git checkout."""
     result = _git(repo, "rev-parse", "HEAD")
     return result.stdout.strip() if result.returncode == 0 else None
 
@@ -70,10 +71,12 @@ class Snapshot:
         return result.stdout if result.returncode == 0 else None
 
     def json(self, path: str) -> Any:
+        """The JSON file at `path` in this revision, or None when absent."""
         text = self.text(path)
         return None if text is None else json.loads(text)
 
     def yaml(self, path: str) -> Any:
+        """The YAML file at `path` in this revision, or None when absent."""
         text = self.text(path)
         return None if text is None else yaml.safe_load(text)
 

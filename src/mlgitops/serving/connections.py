@@ -24,12 +24,16 @@ HEADER_TIMEOUT_MESSAGE = "request headers not received in time; send them at onc
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, closing a connection whose headers are not complete
-    within `header_timeout_s` of its opening or of its request's first byte."""
+    """uvicorn's httptools protocol, closing a connection whose headers come too slowly.
+
+    The headers must be complete within `header_timeout_s` of the connection's opening or of
+    its request's first byte.
+    """
 
     header_timeout_s: float = 10.0
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Set up the protocol with no header timer running yet."""
         super().__init__(*args, **kwargs)
         self._header_timer: asyncio.TimerHandle | None = None
 
@@ -43,18 +47,22 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
             self._header_timer = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the header timer for the connection's first request."""
         super().connection_made(transport)
         self._arm()
 
     def on_message_begin(self) -> None:
+        """Start the header timer for a new request."""
         super().on_message_begin()
         self._arm()
 
     def on_headers_complete(self) -> None:
+        """The headers arrived in time: stop the timer."""
         self._disarm()
         super().on_headers_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """Stop the timer of a connection that closed."""
         self._disarm()
         super().connection_lost(exc)
 

@@ -1,7 +1,7 @@
-"""ASGI guards around the service: API keys, unknown paths, body size, media type and read
-time, responses that match the published OpenAPI document, and quiet logs of client errors.
+"""ASGI guards around the service: API keys, unknown paths, body size, media type, read time.
 
-Each rejection is a JSON body shaped like BentoML's own validation errors,
+Also quiet logs of client errors. Each rejection is a JSON body shaped like BentoML's own
+validation errors,
 `{"error": ..., "detail": [{"loc": [...], "msg": ..., "type": ...}]}`, so a client handles
 every 4xx the same way; no error body or log line carries a value the client sent.
 """
@@ -9,7 +9,6 @@ every 4xx the same way; no error body or log line carries a value the client sen
 from __future__ import annotations
 
 import asyncio
-import copy
 import hmac
 import json
 import logging
@@ -18,8 +17,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.routing import BaseRoute, Match
-
-from mlgitops.serving.schema import Metadata
 
 logger = logging.getLogger(__name__)
 
@@ -33,20 +30,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Any]
 # not carry API keys.
 PROBE_PATHS: frozenset[str] = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
 JSON_MEDIA_TYPE = "application/json"
-DOCS_PATH = "/docs.json"
-# Served by a Starlette app mounted into the service, which BentoML leaves out of its document.
-METADATA_PATH = "/metadata"
-# The error schemas BentoML puts in its OpenAPI document, and the refusals the guards add.
-BENTOML_ERROR_SCHEMAS = ("InvalidArgument", "NotFound", "InternalServerError")
-GUARD_RESPONSES = {
-    "401": "Missing or invalid API key",
-    "408": "Request body not received within serve.body_timeout_s",
-    "413": "Request body larger than serve.max_body_bytes",
-    "415": "Request body not sent as application/json",
-    "404": "No prediction with this id in the prediction log",
-}
-# The route that answers 404 for a prediction id it does not know.
-FEEDBACK_PATH = "/feedback"
 # An error body keeps at most this many `detail` items, each text at most this long: a
 # request of 1,000 bad records gets a bounded answer, and the body stays far below 64 KiB.
 MAX_ERROR_DETAILS = 20
@@ -120,6 +103,7 @@ class ClientErrorLogFilter(logging.Filter):
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Log a client error as one WARNING line; pass every other record."""
         from bentoml.exceptions import BentoMLException
         from pydantic import ValidationError
 
@@ -178,159 +162,6 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def documented_openapi(spec: dict[str, Any]) -> dict[str, Any]:
-    """BentoML's OpenAPI document, corrected to describe what the service really answers.
-
-    BentoML declares an error's `detail` a string, but a validation error (400) sends a list
-    of `{loc, msg, type}`; and it knows nothing of the guards: the API key (401), the body's
-    read time (408), size (413) and media type (415); nor of /feedback's 404 for an unknown
-    prediction id; nor of `GET /metadata`, a mounted Starlette route;
-    and it leaves request bodies optional, though every endpoint answers 400 without one.
-    Returns a corrected copy.
-    """
-    spec = copy.deepcopy(spec)
-    components = spec.setdefault("components", {})
-    schemas = components.setdefault("schemas", {})
-    metadata = Metadata.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(metadata.pop("$defs", {}))
-    schemas["Metadata"] = metadata
-    spec.setdefault("paths", {})[METADATA_PATH] = {
-        "get": {
-            "summary": "What is deployed",
-            "description": Metadata.__doc__,
-            "responses": {
-                "200": {
-                    "description": "Successful Response",
-                    "content": {
-                        JSON_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Metadata"}}
-                    },
-                }
-            },
-        }
-    }
-    schemas["ErrorDetail"] = {
-        "type": "object",
-        "title": "ErrorDetail",
-        "required": ["loc", "msg", "type"],
-        "properties": {
-            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
-            "msg": {"type": "string"},
-            "type": {"type": "string"},
-        },
-    }
-    detail = {
-        "title": "Error Detail",
-        "anyOf": [
-            {"type": "string"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/ErrorDetail"}},
-        ],
-    }
-    for name in BENTOML_ERROR_SCHEMAS:
-        if name in schemas:
-            schemas[name].setdefault("properties", {})["detail"] = detail
-    schemas["GuardRefusal"] = {
-        "type": "object",
-        "title": "GuardRefusal",
-        "required": ["error", "detail"],
-        "properties": {"error": {"type": "string"}, "detail": detail},
-    }
-    components["securitySchemes"] = {
-        "bearer": {"type": "http", "scheme": "bearer"},
-        "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-    }
-    refusal = {"$ref": "#/components/schemas/GuardRefusal"}
-    for path, item in (spec.get("paths") or {}).items():
-        if path in PROBE_PATHS:
-            continue
-        for method, operation in item.items():
-            if not isinstance(operation, dict) or "responses" not in operation:
-                continue
-            operation["security"] = [{"bearer": []}, {"apiKey": []}]
-            if (
-                "requestBody" in operation
-            ):  # BentoML leaves it optional; a POST without one is a 400
-                operation["requestBody"]["required"] = True
-            codes = ("401", "408", "413", "415") if method in {"post", "put", "patch"} else ("401",)
-            if path == FEEDBACK_PATH:
-                codes = (*codes, "404")
-            for code in codes:
-                operation["responses"].setdefault(
-                    code,
-                    {
-                        "description": GUARD_RESPONSES[code],
-                        "content": {JSON_MEDIA_TYPE: {"schema": refusal}},
-                    },
-                )
-    return spec
-
-
-class ConformingResponses:
-    """Make the service's answers match its OpenAPI document (both found by the fuzzer).
-
-    - `GET /docs.json` is served as `documented_openapi` corrects it;
-    - every error is sent as the documented `{"error", "detail": [{loc, msg, type}]}`,
-      bounded in size and without names the client made up (`conforming_error`).
-
-    Only those responses are buffered; every other one streams through untouched.
-    """
-
-    def __init__(self, app: ASGIApp, *, known_names: Iterable[str] = ()):
-        self.app = app
-        self.known_names = frozenset(known_names)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.app, name)
-
-    def _rewrite(self, body: bytes, *, docs: bool, status: int) -> bytes:
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
-        if docs and status < 400:
-            if isinstance(payload, dict) and "paths" in payload:
-                return json.dumps(documented_openapi(payload)).encode("utf-8")
-            return body
-        error = conforming_error(payload, status=status, known_names=self.known_names)
-        return json.dumps(error).encode("utf-8")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        docs = scope["path"] == DOCS_PATH and scope["method"] == "GET"
-        start: Message | None = None
-        body = bytearray()
-
-        async def conforming_send(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and (docs or message["status"] >= 400):
-                start = message
-                return
-            if message["type"] != "http.response.body" or start is None:
-                await send(message)
-                return
-            body.extend(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            status = start["status"]
-            content = self._rewrite(bytes(body), docs=docs, status=status)
-            replaced = (
-                {b"content-length", b"content-type"} if status >= 400 else {b"content-length"}
-            )
-            headers = [
-                (key, value)
-                for key, value in start.get("headers") or ()
-                if key.lower() not in replaced
-            ]
-            if status >= 400:
-                headers.append((b"content-type", JSON_MEDIA_TYPE.encode()))
-            headers.append((b"content-length", str(len(content)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": content})
-
-        await self.app(scope, receive, conforming_send)
-
-
 class KnownPathsOnly:
     """Answer 404 for a path that no route serves, before any metrics middleware sees it.
 
@@ -345,18 +176,19 @@ class KnownPathsOnly:
         *,
         routes: Sequence[BaseRoute],
         on_unknown: Callable[[], None],
-        known_names: Iterable[str] = (),
     ):
-        # Every answer of the app also matches the OpenAPI document it publishes.
-        self.app = ConformingResponses(app, known_names=known_names)
+        """Wrap `app`; `routes` are the paths it serves."""
+        self.app = app
         self.routes = list(routes)
         self.on_unknown = on_unknown
 
     def __getattr__(self, name: str) -> Any:
+        """Behave like the wrapped app for code that inspects it (state, router)."""
         # Behave like the wrapped Starlette app for code that inspects it (state, router).
         return getattr(self.app, name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Answer 404 for a path no route serves; pass every other request on."""
         if scope["type"] == "http" and not any(
             route.matches(scope)[0] != Match.NONE for route in self.routes
         ):
@@ -385,6 +217,7 @@ class ApiKeyAuth:
         exempt: Iterable[str] = PROBE_PATHS,
         on_refuse: Callable[[], None] | None = None,
     ):
+        """Wrap `app`; the accepted keys are read from the variable `keys_env`."""
         self.app = app
         self.keys_env = keys_env
         self.exempt = frozenset(exempt)
@@ -404,6 +237,7 @@ class ApiKeyAuth:
             )
 
     def __getattr__(self, name: str) -> Any:
+        """Behave like the wrapped app for code that inspects it (state, router)."""
         # Behave like the wrapped app for code that inspects it (state, router).
         return getattr(self.app, name)
 
@@ -426,6 +260,7 @@ class ApiKeyAuth:
         return matched
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse a request without a valid key (probes excepted) with 401."""
         if scope["type"] not in {"http", "websocket"} or scope["path"] in self.exempt:
             await self.app(scope, receive, send)
             return
@@ -451,8 +286,9 @@ class ApiKeyAuth:
 
 
 class RequestGuard:
-    """Refuse request bodies over `max_body_bytes` (413), bodies that are not JSON (415) and
-    bodies not received within `body_timeout_s` (408).
+    """Refuse bodies that are too large (413), not JSON (415) or too slow to arrive (408).
+
+    The limits are `max_body_bytes` and `body_timeout_s`.
 
     The body is read here, up to the limit, and handed on whole: the application never
     starts on a body that turns out to be too large halfway through. A client trickling its
@@ -468,6 +304,7 @@ class RequestGuard:
         body_timeout_s: float | None = None,
         on_reject: Callable[[str, str], None] = lambda path, field: None,
     ):
+        """Wrap `app` with the body size and read-time limits."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
@@ -479,6 +316,7 @@ class RequestGuard:
         await send_json(send, 413, error_payload(message, loc=["body"], kind="too_large"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Refuse an oversized, slow or non-JSON body before the app reads it."""
         if scope["type"] != "http" or scope["method"] not in {"POST", "PUT", "PATCH"}:
             await self.app(scope, receive, send)
             return

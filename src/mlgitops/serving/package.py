@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from mlgitops.params import Params, parse_params
 from mlgitops.serving.encryption import (
     ALGORITHM,
     ModelKeyError,
-    decrypt_model,
     encrypt_model,
     model_key,
 )
@@ -100,82 +98,6 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-class ModelIntegrityError(RuntimeError):
-    """The packaged model file is not the one that was packaged: its md5 differs."""
-
-
-def verify_model_bytes(data: bytes, expected_md5: str, *, source: str) -> str:
-    """Check a packaged model's bytes against the md5 recorded when it was packaged.
-
-    Args:
-        data: the model file's plaintext (decrypted if need be).
-        expected_md5: the md5 recorded when it was packaged.
-        source: What the bytes were read from, for the error message.
-
-    Returns:
-        The md5, equal to `expected_md5`.
-
-    Raises:
-        ModelIntegrityError: naming the source, both hashes and how to repackage.
-    """
-    md5 = bytes_md5(data)
-    if md5 != expected_md5:
-        raise ModelIntegrityError(
-            f"{source} has md5 {md5}, but was packaged as {expected_md5}; "
-            "package the model again with `mlgitops package`"
-        )
-    return md5
-
-
-def read_model(
-    folder: Path,
-    metadata: Mapping[str, Any],
-    *,
-    expected_md5: str,
-    key_env: str,
-    environ: Mapping[str, str] | None = None,
-) -> bytes:
-    """The packaged model's bytes, decrypted in memory when it was packaged encrypted.
-
-    Args:
-        folder: The model's folder in the BentoML model store.
-        metadata: The model's metadata; `ENCRYPTION_METADATA` says whether it is encrypted.
-        expected_md5: The md5 recorded when the model was packaged (its `model_md5` label).
-        key_env: The environment variable holding the key (`serve.model_key_env`).
-        environ: The environment to read the key from; the process's by default.
-
-    Returns:
-        The model file's plaintext, whose md5 is `expected_md5`.
-
-    Raises:
-        ModelKeyError: when the key is set but malformed.
-        ModelDecryptionError: when the model is encrypted and the key is missing or wrong, or
-            the encrypted file was altered or belongs to another model.
-        ModelIntegrityError: when the plaintext's md5 differs from `expected_md5`.
-    """
-    environ = os.environ if environ is None else environ
-    if metadata.get(ENCRYPTION_METADATA, "none") == "none":
-        if environ.get(key_env, "").strip():
-            logger.warning(
-                "%s is set, but the packaged model is not encrypted: serving it as stored; "
-                "run `mlgitops package` with %s set to store it encrypted",
-                key_env,
-                key_env,
-            )
-        path = folder / MODEL_FILE
-        plaintext = path.read_bytes()
-    else:
-        path = folder / ENCRYPTED_MODEL_FILE
-        plaintext = decrypt_model(
-            path.read_bytes(),
-            model_key(key_env, environ),
-            model_md5=expected_md5,
-            key_env=key_env,
-        )
-    verify_model_bytes(plaintext, expected_md5, source=str(path))
-    return plaintext
 
 
 def model_tag(model_md5: str) -> str:

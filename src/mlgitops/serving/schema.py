@@ -398,3 +398,10 @@ class Explanation(BaseModel):
         description="Largest absolute contributions first, by original feature."
     )
     model_version: str
+
+
+class FeedbackReceipt(BaseModel):
+    """What /feedback recorded."""
+
+    prediction_id: str
+    recorded_at: str

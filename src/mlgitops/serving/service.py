@@ -16,7 +16,6 @@ import logging
 import os
 import uuid
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -25,15 +24,12 @@ import joblib
 import numpy as np
 import pandas as pd
 import prometheus_client
-import yaml
 from bentoml.validators import ContentType
-from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mlgitops.contract import ContractParams
 from mlgitops.explain import shap_by_feature
 from mlgitops.prediction_log import (
     PredictionLogMonitor,
@@ -49,16 +45,16 @@ from mlgitops.serving.guards import (
     error_payload,
     quiet_client_errors,
 )
+from mlgitops.serving.openapi import ConformingResponses
 from mlgitops.serving.package import (
     BACKGROUND_FILE,
     EXPECTED_MODEL_MD5_ENV,
     MODEL_TAG_ENV,
-    read_model,
     served_model_tag,
 )
 from mlgitops.serving.schema import (
     Contribution,
-    Metadata,
+    FeedbackReceipt,
     class_values,
     feedback_model,
     record_model,
@@ -67,11 +63,15 @@ from mlgitops.serving.schema import (
     response_models,
     typed_frame,
 )
-from mlgitops.serving.settings import ServeParams
+from mlgitops.serving.store import (
+    SERVICE_NAME,
+    ModelNotPackaged,
+    find_packaged_model,
+    read_model,
+)
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAME = "mlgitops"
 # Where `bentoml.monitor` writes the prediction log (JSON lines), relative to the working dir.
 PREDICTION_LOG_ENV = "MLGITOPS_PREDICTION_LOG_DIR"
 # The one default, shared with `make serve` and the monitor (gitignored with `.mlgitops/`).
@@ -83,78 +83,6 @@ T = TypeVar("T")
 # the response's JSON schema, generated anew for every response (40% of a one-record request
 # in a profile).
 JsonResponse = Annotated[T, ContentType("application/json")]
-
-
-class ModelNotPackaged(RuntimeError):
-    """The BentoML model store has no packaged pipeline to serve."""
-
-
-@dataclass(frozen=True)
-class PackagedModel:
-    """One entry of the model store as the service uses it."""
-
-    tag: str
-    version: str
-    path: Path
-    labels: dict[str, str]
-    metadata: dict[str, Any]
-    contract: ContractParams
-    serve: ServeParams
-
-    @classmethod
-    def from_store(cls, stored: Any) -> PackagedModel:
-        metadata = dict(stored.info.metadata)
-        return cls(
-            tag=str(stored.tag),
-            version=str(stored.tag.version),
-            path=Path(stored.path),
-            labels=dict(stored.info.labels),
-            metadata=metadata,
-            contract=ContractParams.model_validate(metadata["contract"]),
-            serve=ServeParams.model_validate(metadata["serve"]),
-        )
-
-    @property
-    def classes(self) -> list[str]:
-        return list(self.metadata.get("classes") or [])
-
-    def describe(self, bento: Any = None) -> Metadata:
-        """What is deployed: code, model, data and params hashes, metrics and build times."""
-        built_at = bento.info.creation_time.isoformat(timespec="seconds") if bento else None
-        return Metadata(
-            service=SERVICE_NAME,
-            git_commit=self.labels.get("git_commit"),
-            git_dirty=self.labels.get("git_dirty") == "true",
-            model_md5=self.labels.get("model_md5"),
-            data_md5=self.labels.get("data_md5"),
-            params_sha256=self.labels.get("params_sha256"),
-            model_tag=self.tag,
-            model_version=self.version,
-            bento_tag=str(bento.tag) if bento else None,
-            build_time=built_at or self.metadata.get("packaged_at"),
-            packaged_at=self.metadata.get("packaged_at"),
-            metrics=self.metadata.get("metrics", {}),
-            params=yaml.safe_load(self.metadata.get("params_yaml") or "{}"),
-        )
-
-
-def find_packaged_model(tag: str) -> PackagedModel:
-    """The model store entry `tag`, with how to create it when it is missing.
-
-    Raises:
-        ModelNotPackaged: naming the store searched and the commands that fill it.
-    """
-    try:
-        stored = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound:
-        from bentoml._internal.configuration.containers import BentoMLContainer
-
-        raise ModelNotPackaged(
-            f"model '{tag}' is not in the BentoML model store "
-            f"({BentoMLContainer.model_store_dir.get()}). Build and package it first: "
-            "`make repro && mlgitops package` (with the same BENTOML_HOME as this server)."
-        ) from None
-    return PackagedModel.from_store(stored)
 
 
 def _json_values(series: pd.Series) -> list[Any]:
@@ -265,21 +193,16 @@ quiet_client_errors()
 bound_header_time(SERVE.header_timeout_s)
 
 
-class FeedbackReceipt(BaseModel):
-    """What /feedback recorded."""
-
-    prediction_id: str
-    recorded_at: str
-
-
 class GuardedService(bentoml.Service):
     """A BentoML service whose app checks the API key, then answers unknown paths itself."""
 
     def to_asgi(self, is_main: bool = True) -> Any:
+        """The ASGI app behind the guards, outermost first (see the comment below)."""
         app = super().to_asgi(is_main=is_main)
-        known = KnownPathsOnly(
-            app, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc, known_names=KNOWN_NAMES
-        )
+        # Outermost first: the API key, then unknown paths (so only a caller with a key learns
+        # whether a path exists), then every answer kept to the published OpenAPI document.
+        conforming = ConformingResponses(app, known_names=KNOWN_NAMES)
+        known = KnownPathsOnly(conforming, routes=app.routes, on_unknown=UNKNOWN_PATHS.inc)
         return ApiKeyAuth(known, keys_env=SERVE.api_keys_env, on_refuse=UNAUTHORIZED.inc)
 
 
@@ -305,6 +228,7 @@ class MlgitopsService:
     # `make bento` names the model in the bentofile instead (serving/bento.py).
 
     def __init__(self) -> None:
+        """Load the packaged model once, with its explainer and background data."""
         # Again in the worker: the file could change between import and load. The plaintext of
         # an encrypted model only ever exists in memory.
         md5 = MODEL_MD5

@@ -11,6 +11,7 @@ import pytest
 from helpers import FakeRunner
 from mlgitops.deploy.bentocloud import API_ENDPOINT_ENV, API_KEY_ENV, BentoCloudTarget
 from mlgitops.deploy.runner import CommandResult
+from mlgitops.deploy.settings import BentoCloudDeployParams
 from mlgitops.deploy.target import DeployError, Release
 
 NEW = "0123456789abcdef0123456789abcdef01234567"
@@ -67,17 +68,24 @@ class FakeBentoCloud(FakeRunner):
 
 
 def make_target(cloud: FakeBentoCloud, **options: Any) -> BentoCloudTarget:
-    settings: dict[str, Any] = {
+    # deploy.bentocloud settings and the target's own arguments, each overridable by name.
+    fields: dict[str, Any] = {"timeout_s": 60}
+    extras: dict[str, Any] = {
         "environ": CONFIGURED,
         "runner": cloud,
         "bentoml": "bentoml",
         "sleep": lambda seconds: None,
         "poll_interval_s": 5,
-        "timeout_s": 60,
     }
     clock = iter(range(0, 10_000, 5))
-    settings["clock"] = lambda: float(next(clock))
-    return BentoCloudTarget(**{**settings, **options})
+    extras["clock"] = lambda: float(next(clock))
+    for name, value in options.items():
+        (fields if name in BentoCloudDeployParams.model_fields else extras)[name] = value
+    # Built without validation: the target's own check must refuse what params.yaml would.
+    settings = BentoCloudDeployParams.model_construct(
+        **{**BentoCloudDeployParams().model_dump(), **fields}
+    )
+    return BentoCloudTarget(settings, **extras)
 
 
 def test_first_release_runs_bentoml_deploy_with_the_configuration():

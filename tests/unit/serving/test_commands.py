@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.cli import main
-from mlgitops.serving.commands import serve_command
+from mlgitops.serving.server import serve_command
 
 
 def test_serve_command_carries_the_keep_alive_and_binds_the_given_address(params):

@@ -22,11 +22,9 @@ from mlgitops.serving.package import (
     ENCRYPTED_MODEL_FILE,
     ENCRYPTION_METADATA,
     MODEL_FILE,
-    ModelIntegrityError,
     bytes_md5,
-    read_model,
-    verify_model_bytes,
 )
+from mlgitops.serving.store import ModelIntegrityError, read_model, verify_model_bytes
 
 KEY_ENV = "MLGITOPS_MODEL_KEY"
 KEY_HEX = bytes(range(32)).hex()
