@@ -56,9 +56,10 @@ test-fast: $(STAMP) node_modules/.installed ## Run the tests not marked slow
 test-actions: $(STAMP) ## Execute every workflow with act (host mode, stand-in actions and API)
 	pytest tests/actions
 
-lint: $(STAMP) ## Check style and formatting
+lint: $(STAMP) ## Check style, formatting and types
 	ruff check --no-cache src tests benchmarks
 	ruff format --no-cache --check src tests benchmarks
+	mypy
 
 format: $(STAMP) ## Fix formatting and safe lint findings
 	ruff format src tests benchmarks

@@ -1,4 +1,4 @@
-"""Style is part of the build: ruff's lint and format checks pass on every commit."""
+"""Style is part of the build: ruff and mypy pass on every commit."""
 
 from __future__ import annotations
 
@@ -24,3 +24,17 @@ def test_ruff(command):
         check=False,
     )
     assert result.returncode == 0, f"ruff {' '.join(command)} found problems:\n{result.stdout}"
+
+
+@pytest.mark.slow
+def test_mypy():
+    """Given src/, when mypy checks it with pyproject's settings, then it finds nothing."""
+    result = subprocess.run(
+        # The whole program is checked from scratch, as a fresh clone's run does.
+        [str(Path(sys.executable).with_name("mypy")), "--no-incremental"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, f"mypy found problems:\n{result.stdout}"
