@@ -58,7 +58,7 @@ def _bool_words(values: pd.Series) -> bool:
 def _is_date(values: pd.Series) -> bool:
     if not values.str.match(r"^\d{4}-\d{2}-\d{2}").all():
         return False
-    return pd.to_datetime(values, errors="coerce", format="ISO8601").notna().all()
+    return bool(pd.to_datetime(values, errors="coerce", format="ISO8601").notna().all())
 
 
 def _number(value: float, dtype: str) -> float | int:
@@ -93,9 +93,9 @@ def propose_column(name: str, values: pd.Series, *, rows: int) -> tuple[dict[str
             spec = {"dtype": "int", "role": "identifier", **spec}
             reason = "distinct whole numbers, a row number or key"
     elif pd.to_numeric(present, errors="coerce").notna().all():
-        numbers = pd.to_numeric(present).astype(float)
-        spec = {"dtype": "float", **spec, "min": float(numbers.min()), "max": float(numbers.max())}
-        reason = f"numbers in [{numbers.min():.6g}, {numbers.max():.6g}]"
+        reals = pd.to_numeric(present).astype(float)
+        spec = {"dtype": "float", **spec, "min": float(reals.min()), "max": float(reals.max())}
+        reason = f"numbers in [{reals.min():.6g}, {reals.max():.6g}]"
     elif _is_date(present):
         spec = {"dtype": "date", "role": "ignored", **spec}
         reason = "ISO dates: not a feature; usable as prepare.split.time_column"

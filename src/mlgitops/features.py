@@ -50,7 +50,8 @@ class DerivedFeatures(TransformerMixin, BaseEstimator):
                 raise FeatureError(
                     f"derived feature '{name}' = {expression!r} cannot be computed: {error}"
                 ) from error
-            X[name] = pd.to_numeric(values, errors="coerce").replace([np.inf, -np.inf], np.nan)
+            numbers = pd.to_numeric(pd.Series(values, index=X.index), errors="coerce")
+            X[name] = numbers.replace([np.inf, -np.inf], np.nan)
         return X
 
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:

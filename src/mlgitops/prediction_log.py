@@ -447,7 +447,7 @@ class PredictionLogMonitor(MonitorBase[Any]):
 
 def _json_values(series: pd.Series) -> list[Any]:
     values = series.astype(object)
-    return values.where(series.notna(), None).tolist()
+    return values.mask(series.isna(), None).tolist()
 
 
 def log_columns(

@@ -8,6 +8,7 @@ document says needs a key must refuse the same request without one, and with a w
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -83,7 +84,9 @@ def test_fuzzed_requests_get_no_5xx_and_match_the_document(bento_server, seed):
     assert 400 not in feedback, f"valid /feedback bodies refused with 400: {feedback}"
     # GET /metadata is a route mounted next to BentoML's; only the corrected document has it.
     assert sent[("/metadata", "positive", 200)], f"/metadata was not fuzzed:\n{summary}"
-    print(f"\n{total} fuzzed requests, by (path, mode, status):\n{summary}")
+    logging.getLogger(__name__).info(
+        "%d fuzzed requests, by (path, mode, status):\n%s", total, summary
+    )
 
 
 def fuzz(

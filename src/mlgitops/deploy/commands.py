@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlgitops.github import step_output
 
@@ -156,7 +156,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 def _options(parser: argparse.ArgumentParser, *names: str, inherit: bool) -> None:
     """Add the named deploy options; on an action, one left out keeps `deploy`'s value."""
-    default = {"default": argparse.SUPPRESS} if inherit else {}
+    default: dict[str, Any] = {"default": argparse.SUPPRESS} if inherit else {}
     if "repo" in names:
         parser.add_argument("--repo", type=Path, **(default or {"default": Path(".")}))
     if "target" in names:

@@ -93,7 +93,7 @@ def stop_process_group(pid: int | None, *, grace: float = 10.0) -> None:
     Descendants are listed before signalling because BentoML starts each worker in a session
     of its own: a worker is outside the server's process group, and it would keep serving.
     """
-    if not _alive(pid):
+    if pid is None or not _alive(pid):
         return
     try:
         tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]

@@ -97,7 +97,9 @@ def measure_decay(
         )
     interval = training.get("ci", {}).get(metric) or {}
     classes = sorted(
-        c.removeprefix(PROBABILITY_PREFIX) for c in labelled if c.startswith(PROBABILITY_PREFIX)
+        str(c).removeprefix(PROBABILITY_PREFIX)
+        for c in labelled
+        if str(c).startswith(PROBABILITY_PREFIX)
     )
     windows = []
     for start, end in rolling_windows(

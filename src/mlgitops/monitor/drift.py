@@ -44,7 +44,7 @@ def _typed(frame: pd.DataFrame, contract: ContractParams, columns: list[str]) ->
         if spec is not None and spec.dtype in NUMERIC_DTYPES:
             typed[name] = pd.to_numeric(series, errors="coerce").astype(float)
         else:
-            typed[name] = series.astype(object).where(series.notna(), None)
+            typed[name] = series.astype(object).mask(series.isna(), None)
     return typed
 
 

@@ -59,8 +59,8 @@ def draw_rows(frame: pd.DataFrame, *, count: int, seed: int) -> pd.DataFrame:
 
 def to_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
     """Request records from typed rows: plain JSON values, missing values left out."""
-    records = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    return [{k: _plain(v) for k, v in r.items() if v is not None} for r in records]
+    records = rows.astype(object).mask(rows.isna(), None).to_dict("records")
+    return [{str(k): _plain(v) for k, v in r.items() if v is not None} for r in records]
 
 
 def sample_records(

@@ -1,2 +1,5 @@
-"""The pull-request report: what changed between a base revision and the workspace, and
-whether the change passes the quality gate."""
+"""The pull-request report.
+
+What changed between a base revision and the workspace, and whether the change passes the
+quality gate.
+"""

@@ -121,11 +121,14 @@ def chart_parts(report: dict[str, Any], base: Snapshot, new: Snapshot) -> list[s
             parts.append("**Confusion matrix (base)**\n\n" + charts.confusion_table(old))
     for path in new.listdir(f"{layout.PLOTS_DIR}/evaluate/roc"):
         label = Path(path).stem.replace("_", " ")
+        curve = charts.read_csv_text(new.text(path))
+        if curve is None:  # listed, but unreadable at this revision
+            continue
         parts.append(
             charts.curve_chart(
                 f"ROC, {label} (first line: this PR, second: base)",
                 charts.read_csv_text(base.text(path)),
-                charts.read_csv_text(new.text(path)),
+                curve,
                 "fpr",
                 "tpr",
             )

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from mlgitops.github import step_output, step_summary
 
@@ -34,7 +35,8 @@ def format_metrics(metrics: dict, *, headline: tuple[str, ...]) -> str:
         *(k for k, v in metrics.items() if k not in headline and isinstance(v, float)),
     ]
     width = max(len(name) for name in names)
-    confidence = next(iter(metrics.get("ci", {}).values()), {}).get("confidence", 0.95)
+    intervals: dict[str, dict[str, Any]] = metrics.get("ci", {})
+    confidence = next(iter(intervals.values()), {}).get("confidence", 0.95)
     lines = [f"{'metric':<{width}}  {'value':>9}  {confidence:.0%} interval"]
     for name in names:
         value = metrics.get(name)

@@ -72,7 +72,8 @@ def conforming_error(payload: Any, *, status: int, known_names: frozenset[str]) 
     details = []
     for item in items[:MAX_ERROR_DETAILS]:
         item = item if isinstance(item, dict) else {}
-        loc = item.get("loc") if isinstance(item.get("loc"), list) else []
+        raw_loc = item.get("loc")
+        loc: list[Any] = raw_loc if isinstance(raw_loc, list) else []
         details.append(
             {
                 "loc": [

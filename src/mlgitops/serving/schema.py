@@ -34,7 +34,7 @@ UNKNOWN_FIELD = "unknown_field"
 
 RejectionHook = Callable[[str, str], None]
 
-_PANDAS_DTYPES = {"float": "float64", "int": "Int64", "bool": "boolean"}
+_PANDAS_DTYPES: dict[str, str] = {"float": "float64", "int": "Int64", "bool": "boolean"}
 _BOOL_TEXT = {"True": True, "False": False}
 
 
@@ -219,12 +219,12 @@ def typed_frame(rows: list[dict[str, Any]], contract: ContractParams) -> pd.Data
     frame = pd.DataFrame.from_records(rows, columns=list(contract.features))
     for name in contract.features:
         dtype = contract.columns[name].dtype
-        column = frame[name]
+        column: pd.Series = frame[name]
         if dtype in NUMERIC_DTYPES:
             column = pd.to_numeric(column)
         elif dtype == "bool":  # rows read back from CSV hold "True"/"False"
             column = column.map(lambda v: _BOOL_TEXT.get(v, v) if isinstance(v, str) else v)
-        frame[name] = column.astype(_PANDAS_DTYPES.get(dtype, object))
+        frame[name] = column.astype(pd.api.types.pandas_dtype(_PANDAS_DTYPES.get(dtype, "object")))
     return frame
 
 

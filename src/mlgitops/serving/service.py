@@ -17,7 +17,7 @@ import os
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import bentoml
 import joblib
@@ -85,11 +85,6 @@ T = TypeVar("T")
 JsonResponse = Annotated[T, ContentType("application/json")]
 
 
-def _json_values(series: pd.Series) -> list[Any]:
-    values = series.astype(object)
-    return values.where(series.notna(), None).tolist()
-
-
 def _served_tag() -> str:
     from bentoml._internal.configuration.containers import BentoMLContainer
 
@@ -155,7 +150,14 @@ def count_rejection(endpoint: str, field: str) -> None:
 
 
 EXAMPLE = PACKAGED.metadata.get("example")
-Record = record_model(PACKAGED.contract, example=EXAMPLE)
+if TYPE_CHECKING:
+    # Built at import from the packaged contract; to the type checker they are pydantic models.
+    from pydantic import BaseModel as Explanation
+    from pydantic import BaseModel as Feedback
+    from pydantic import BaseModel as Prediction
+    from pydantic import BaseModel as Record
+else:
+    Record = record_model(PACKAGED.contract, example=EXAMPLE)
 PredictRequest = request_model(
     "PredictRequest",
     Record,
@@ -174,9 +176,11 @@ ExplainRequest = request_model(
 )
 
 
-# The target's values as the data holds them (ints, booleans, text), in requests and responses.
-Feedback = feedback_model(PACKAGED.contract, PACKAGED.classes)
-Prediction, Explanation = response_models(PACKAGED.contract, PACKAGED.classes)
+if not TYPE_CHECKING:
+    # The target's values as the data holds them (ints, booleans, text), in requests and
+    # responses.
+    Feedback = feedback_model(PACKAGED.contract, PACKAGED.classes)
+    Prediction, Explanation = response_models(PACKAGED.contract, PACKAGED.classes)
 
 
 # The names an error's `loc` may show: anything else in one came from the client.
@@ -207,7 +211,7 @@ class GuardedService(bentoml.Service):
 
 
 async def _metadata(request: Request) -> JSONResponse:
-    return JSONResponse(PACKAGED.describe(MlgitopsService.bento).model_dump(mode="json"))
+    return JSONResponse(PACKAGED.describe(SERVICE.bento).model_dump(mode="json"))
 
 
 metadata_app = Starlette(routes=[Route("/metadata", _metadata, methods=["GET"])])
@@ -244,11 +248,12 @@ class MlgitopsService:
             zip(PACKAGED.classes, class_values(self.contract, PACKAGED.classes), strict=True)
         )
         self.class_text = {value: text for text, value in self.class_value.items()}
+        # Text as written (a category such as "NA" stays itself); only empty cells are missing.
+        background = pd.read_csv(
+            PACKAGED.path / BACKGROUND_FILE, dtype=str, keep_default_na=False, na_values=[""]
+        )
         self.background = typed_frame(
-            # Text as written (a category such as "NA" stays itself); only empty cells are missing.
-            pd.read_csv(
-                PACKAGED.path / BACKGROUND_FILE, dtype=str, keep_default_na=False, na_values=[""]
-            ).to_dict("records"),
+            cast("list[dict[str, Any]]", background.to_dict("records")),
             self.contract,
         )
         self.seed = int(PACKAGED.metadata.get("seed", 0))
@@ -284,7 +289,7 @@ class MlgitopsService:
             unknown = (column.notna() & ~column.isin(known)).to_numpy()
             for i in np.flatnonzero(unknown):
                 warnings[i].append(
-                    f"{name}: {column.iat[i]!r} is not a known category; treated as unknown"
+                    f"{name}: {column.iat[int(i)]!r} is not a known category; treated as unknown"
                 )
         return warnings
 
@@ -317,7 +322,9 @@ class MlgitopsService:
             "fsync": SERVE.fsync_prediction_log,
             "worker": bentoml.server_context.worker_index or 0,
         }
-        with bentoml.monitor(
+        # BentoML's overloads name a monitor instance or a string; a MonitorBase subclass is
+        # what its custom-monitor API takes.
+        with bentoml.monitor(  # type: ignore[call-overload]
             MONITOR_NAME, monitor_class=PredictionLogMonitor, monitor_options=options
         ) as monitor:
             for name, role, kind, values in columns:
@@ -419,7 +426,9 @@ class MlgitopsService:
         return FeedbackReceipt(prediction_id=prediction_id, recorded_at=now)
 
 
-MlgitopsService.add_asgi_middleware(
+# The type checker keeps a decorated class's own type; BentoML's decorators made a Service.
+SERVICE = cast("bentoml.Service[Any]", MlgitopsService)
+SERVICE.add_asgi_middleware(
     RequestGuard,
     max_body_bytes=SERVE.max_body_bytes,
     body_timeout_s=SERVE.body_timeout_s,

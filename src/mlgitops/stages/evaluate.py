@@ -81,8 +81,8 @@ def per_slice(
     """The metrics on each value of each slice column."""
     result: dict[str, dict[str, dict[str, Any]]] = {}
     for column in slices:
-        values = frame[column].astype(object).where(frame[column].notna(), MISSING_SLICE)
-        values = values.astype(str).to_numpy()
+        labelled = frame[column].astype(object).where(frame[column].notna(), MISSING_SLICE)
+        values = labelled.astype(str).to_numpy()
         result[column] = {}
         for value in sorted(set(values)):
             rows = np.flatnonzero(values == value)

@@ -34,7 +34,7 @@ def split(
     A time split puts the latest `test_size` share of rows (by `time_column`) in the test set,
     so the model is evaluated on data from after the data it learnt from.
     """
-    if split.method == "time":
+    if split.method == "time" and split.time_column is not None:
         ordered = frame.sort_values(split.time_column, kind="stable")
         n_test = max(1, round(len(ordered) * split.test_size))
         return ordered.iloc[:-n_test], ordered.iloc[-n_test:]
