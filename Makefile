@@ -14,7 +14,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback clean
+.PHONY: help venv tools adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -26,6 +26,12 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stale)
+
+# Under CI (CI=true) a test whose program is missing fails instead of skipping.
+tools: ## Install the programs the monitoring tests run: Debian's prometheus (root or sudo)
+	@command -v promtool >/dev/null 2>&1 || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq prometheus; }
 
 adopt: $(STAMP) ## Adopt your CSV: make adopt DATA=my.csv TARGET=column [TASK=regression]
 	@test -n "$(DATA)" -a -n "$(TARGET)" || { echo "usage: make adopt DATA=my.csv TARGET=column [TASK=classification|regression]"; exit 2; }
