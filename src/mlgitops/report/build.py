@@ -42,7 +42,7 @@ def build(inputs: Inputs) -> dict[str, Any]:
     headline = params.evaluate.headline
     latency, latency_note = measure_latency(repo, params)
     verdict = evaluate_gate(
-        params.gates, new_metrics, {"base": base_metrics, "champion": deployed_metrics}, latency
+        params.gates, new_metrics, {"base": base_metrics, "deployed": deployed_metrics}, latency
     )
     pipeline = new.yaml("dvc.yaml") or {}
     report: dict[str, Any] = {

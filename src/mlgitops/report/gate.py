@@ -14,7 +14,7 @@ from mlgitops.metrics import direction
 from mlgitops.report.settings import GatesParams
 
 # Comparisons are made in this order; a missing one is reported, never fatal.
-COMPARISONS = ("base", "champion")
+COMPARISONS = ("base", "deployed")
 
 
 @dataclass(frozen=True)
@@ -182,13 +182,13 @@ def evaluate_gate(
     comparisons: dict[str, dict[str, Any] | None],
     latency_ms: float | None,
 ) -> dict[str, Any]:
-    """Check every rule; comparisons maps "base"/"champion" to their metrics (None: absent)."""
+    """Check every rule; comparisons maps "base"/"deployed" to their metrics (None: absent)."""
     results: list[RuleResult] = []
     for metric, floor in gates.floors.items():
         results.append(_floor(metric, floor, new.get(metric)))
     for against in COMPARISONS:
         reference = comparisons.get(against)
-        if against == "champion" and reference is None:
+        if against == "deployed" and reference is None:
             continue  # no deployment record yet: the base branch is the only comparison
         for metric, limit in gates.max_regression.items():
             ref = None if reference is None else reference.get(metric)

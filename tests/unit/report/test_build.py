@@ -274,7 +274,7 @@ def test_deployed_record_is_compared(repo, seed):
     code, data, markdown = report(repo)
     assert code == 0
     assert data["deployed"]["commit"] == deployed, "a failed release is not what is deployed"
-    assert any(r["against"] == "champion" for r in data["verdict"]["rules"])
+    assert any(r["against"] == "deployed" for r in data["verdict"]["rules"])
     assert "Δ vs deployed" in markdown
 
 

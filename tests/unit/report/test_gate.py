@@ -71,15 +71,15 @@ def test_no_baseline_skips_comparisons_but_keeps_floors():
     assert any("no baseline" in r["detail"] for r in verdict["rules"])
 
 
-def test_champion_is_checked_too_when_known():
-    champion = {"balanced_accuracy_score": 0.99, "log_loss": 0.05}
+def test_the_deployed_model_is_checked_too_when_known():
+    deployed = {"balanced_accuracy_score": 0.99, "log_loss": 0.05}
     verdict = evaluate_gate(
-        GATES, metrics(0.90, 0.86, 0.94), {"base": BASE, "champion": champion}, None
+        GATES, metrics(0.90, 0.86, 0.94), {"base": BASE, "deployed": deployed}, None
     )
     assert ("non_inferiority", "balanced_accuracy_score") in [
         (r["rule"], r["metric"])
         for r in verdict["rules"]
-        if r["status"] == "failed" and r["against"] == "champion"
+        if r["status"] == "failed" and r["against"] == "deployed"
     ], "worse than the deployed model beyond the interval"
     assert all(r["status"] == "passed" for r in verdict["rules"] if r["against"] == "base")
 
