@@ -14,7 +14,7 @@ import pandas as pd
 import yaml
 
 from mlgitops.contract import NUMERIC_DTYPES, Task
-from mlgitops.contract.check import _BOOL_WORDS, check_table, read_table, violation_message
+from mlgitops.contract.check import BOOL_WORDS, check_table, read_table, violation_message
 from mlgitops.data import RAW_DATA_PATH
 from mlgitops.params import parse_params
 from mlgitops.tools import tool
@@ -52,7 +52,7 @@ class Proposal:
 def _bool_words(values: pd.Series) -> bool:
     words = {v.lower() for v in values}
     # 0/1 alone reads better as an int; a bool needs words such as true/false or yes/no.
-    return words <= set(_BOOL_WORDS) and not words <= {"0", "1"}
+    return words <= set(BOOL_WORDS) and not words <= {"0", "1"}
 
 
 def _is_date(values: pd.Series) -> bool:

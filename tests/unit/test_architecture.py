@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "mlgitops"
 FEATURES = ("stages", "report", "serving", "deploy", "monitor")
 # The top layer: argument parsing and printing, free to import anything.
-TOP = {"cli", "ci", "adopt"}
+TOP = {"cli", "ci"}
 
 # Sideways imports that are real dependencies, each with why.
 ALLOWED_SIDEWAYS = {

@@ -25,7 +25,8 @@ _PANDAS_DTYPES: dict[str, Any] = {
     "date": "datetime64[ns]",
 }
 
-_BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+# The words a bool column may hold (any case): the check reads them, adoption proposes bool.
+BOOL_WORDS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
 
 
 _TABLE_CHECKS = {
@@ -123,7 +124,7 @@ def _words_to_bools(frame: pd.DataFrame, contract: ContractParams) -> pd.DataFra
     for name, spec in contract.columns.items():
         if spec.dtype == "bool" and name in frame.columns:
             frame[name] = frame[name].map(
-                lambda v: _BOOL_WORDS.get(v.lower(), v) if isinstance(v, str) else v
+                lambda v: BOOL_WORDS.get(v.lower(), v) if isinstance(v, str) else v
             )
     return frame
 
