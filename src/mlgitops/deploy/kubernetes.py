@@ -382,8 +382,8 @@ class KubernetesTarget(DeployTarget):
         self._attempt = None
         if image is None:
             raise DeployError(
-                "the kubernetes target needs a container image: run `mlgitops deploy --step "
-                "containerize --image <registry>/<name>:<commit>` first and pass the same --image"
+                "the kubernetes target needs a container image: run `mlgitops deploy containerize "
+                "--image <registry>/<name>:<commit>` first and pass the same --image"
             )
         reference = image_for_commit(image, commit)
         overlay = write_overlay(

@@ -257,8 +257,8 @@ class LocalTarget(DeployTarget):
                 raise DeployError(
                     f"the local target's proxy already serves on port {proxy.get('port')}, but "
                     f"port {self.port} was asked for: deploy with --port {proxy.get('port')}, or "
-                    "move it by stopping every local release first (`mlgitops deploy --target "
-                    f"local --step stop`) and deploying again with --port {self.port}"
+                    "move it by stopping every local release first (`mlgitops deploy stop "
+                    f"--target local`) and deploying again with --port {self.port}"
                 )
             return
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
