@@ -15,7 +15,7 @@ import yaml
 
 from mlgitops.contract import NUMERIC_DTYPES, Task
 from mlgitops.contract.check import BOOL_WORDS, check_table, read_table, violation_message
-from mlgitops.data import RAW_DATA_PATH
+from mlgitops.layout import RAW_DATA_PATH
 from mlgitops.params import parse_params
 from mlgitops.tools import tool
 
@@ -289,7 +289,7 @@ def adopt(
         shutil.copyfile(data, raw)
     if track:
         added = subprocess.run(
-            [tool("dvc"), "add", RAW_DATA_PATH.parent.as_posix()],
+            [tool("dvc"), "add", Path(RAW_DATA_PATH).parent.as_posix()],
             cwd=repo,
             capture_output=True,
             text=True,

@@ -8,9 +8,8 @@ from pathlib import Path
 
 from mlgitops.adopt import AdoptError, adopt, review_lines
 from mlgitops.ci import CiError, commit_retraining, failed_needs, git_tracked_outputs
-from mlgitops.data import RAW_DATA_PATH
 from mlgitops.github import step_output
-from mlgitops.layout import PARAMS_PATH
+from mlgitops.layout import PARAMS_PATH, RAW_DATA_PATH
 from mlgitops.report.commands import optional_pr_number
 from mlgitops.sections import ParamsError
 

@@ -7,14 +7,12 @@ import logging
 import subprocess
 from pathlib import Path
 
-import yaml
-
+from mlgitops import layout
+from mlgitops.layout import DATA_POINTER, RAW_DATA_PATH
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
 
-RAW_DATA_PATH = Path("data/raw.csv")
-DATA_POINTER = Path("data.dvc")
 # What `dvc add data` records for the example table as the palmerpenguins package writes it
 # (tests/data checks it). Only a pointer with this hash may be satisfied from the package.
 EXAMPLE_DATA_MD5 = "d69156d12488302b75f83df59840ce28.dir"
@@ -40,7 +38,7 @@ def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def pointer_is_satisfied(repo: Path, pointer: Path = DATA_POINTER) -> bool:
+def pointer_is_satisfied(repo: Path, pointer: Path | str = DATA_POINTER) -> bool:
     """Whether the workspace data hashes to exactly what the `.dvc` pointer records.
 
     `dvc data status` compares the workspace with the pointer whether or not the data is in
@@ -50,7 +48,7 @@ def pointer_is_satisfied(repo: Path, pointer: Path = DATA_POINTER) -> bool:
     if result.returncode != 0:
         raise DataError(f"`dvc data status` failed: {result.stderr.strip()}")
     uncommitted = json.loads(result.stdout or "{}").get("uncommitted", {})
-    tracked = pointer.with_suffix("").as_posix()
+    tracked = Path(pointer).with_suffix("").as_posix()
     return not any(
         path == f"{tracked}/" or path.startswith(f"{tracked}/") or path == tracked
         for paths in uncommitted.values()
@@ -58,12 +56,11 @@ def pointer_is_satisfied(repo: Path, pointer: Path = DATA_POINTER) -> bool:
     )
 
 
-def pointer_md5(repo: Path, pointer: Path = DATA_POINTER) -> str | None:
+def pointer_md5(repo: Path, pointer: Path | str = DATA_POINTER) -> str | None:
     """The md5 the `.dvc` pointer records for its output, or None when it records none."""
     try:
-        outs = yaml.safe_load((repo / pointer).read_text(encoding="utf-8"))["outs"]
-        return str(outs[0]["md5"])
-    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+        return layout.data_md5(layout.read_yaml(repo / pointer))
+    except (OSError, layout.LayoutError):
         return None
 
 
@@ -80,7 +77,7 @@ def fetch_raw_data(repo: Path | str = Path(".")) -> str:
     if (repo / RAW_DATA_PATH).exists() and pointer_is_satisfied(repo):
         logger.info("%s already matches %s", RAW_DATA_PATH, DATA_POINTER)
         return "workspace"
-    pulled = _dvc("pull", str(DATA_POINTER), cwd=repo)
+    pulled = _dvc("pull", DATA_POINTER, cwd=repo)
     if pulled.returncode == 0 and pointer_is_satisfied(repo):
         logger.info("pulled %s from the DVC remote", RAW_DATA_PATH)
         return "remote"
@@ -109,7 +106,7 @@ def fetch_raw_data(repo: Path | str = Path(".")) -> str:
             "(see README, 'Where the data lives') and run `make data` again."
         )
     # Put the file in the DVC cache too, so `dvc push` can upload it.
-    committed = _dvc("commit", "--force", str(DATA_POINTER), cwd=repo)
+    committed = _dvc("commit", "--force", DATA_POINTER, cwd=repo)
     if committed.returncode != 0:
         raise DataError(f"`dvc commit {DATA_POINTER}` failed: {committed.stderr.strip()}")
     logger.info(

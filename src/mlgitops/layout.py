@@ -14,6 +14,7 @@ import yaml
 PARAMS_PATH = "params.yaml"
 DVC_LOCK_PATH = "dvc.lock"
 DATA_POINTER = "data.dvc"
+RAW_DATA_PATH = "data/raw.csv"
 MODEL_PATH = "artifacts/model.joblib"
 TRAIN_PATH = "artifacts/train.csv"
 TEST_PATH = "artifacts/test.csv"
@@ -24,6 +25,9 @@ PLOTS_DIR = "reports/plots"
 # Each stage that runs leaves a record here (not tracked by git or DVC), so the report can
 # tell the stages that ran from those DVC restored from its cache.
 STAGE_RUNS_DIR = Path(".mlgitops/runs")
+# The prediction log's default folder: the service writes it, `make serve` and the monitor use
+# it (gitignored with `.mlgitops/`).
+PREDICTION_LOG_DIR = ".mlgitops/predictions"
 
 
 class LayoutError(ValueError):

@@ -31,7 +31,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mlgitops.explain import shap_by_feature
+from mlgitops.layout import PREDICTION_LOG_DIR
 from mlgitops.prediction_log import (
+    PREDICTIONS_FOLDER,
     PredictionLogMonitor,
     append_feedback,
     log_columns,
@@ -74,9 +76,6 @@ logger = logging.getLogger(__name__)
 
 # Where `bentoml.monitor` writes the prediction log (JSON lines), relative to the working dir.
 PREDICTION_LOG_ENV = "MLGITOPS_PREDICTION_LOG_DIR"
-# The one default, shared with `make serve` and the monitor (gitignored with `.mlgitops/`).
-DEFAULT_PREDICTION_LOG_DIR = ".mlgitops/predictions"
-MONITOR_NAME = "mlgitops_predictions"
 
 T = TypeVar("T")
 # A list response declared as JSON up front: without it BentoML derives the media type from
@@ -263,7 +262,7 @@ class MlgitopsService:
             if self.contract.columns[name].categories
             and self.contract.columns[name].on_unknown == "map_to_unknown"
         }
-        self.log_dir = os.environ.get(PREDICTION_LOG_ENV, DEFAULT_PREDICTION_LOG_DIR)
+        self.log_dir = os.environ.get(PREDICTION_LOG_ENV, PREDICTION_LOG_DIR)
         MODEL_INFO.labels(
             git_commit=PACKAGED.labels.get("git_commit", ""),
             model_md5=md5,
@@ -325,7 +324,7 @@ class MlgitopsService:
         # BentoML's overloads name a monitor instance or a string; a MonitorBase subclass is
         # what its custom-monitor API takes.
         with bentoml.monitor(  # type: ignore[call-overload]
-            MONITOR_NAME, monitor_class=PredictionLogMonitor, monitor_options=options
+            PREDICTIONS_FOLDER, monitor_class=PredictionLogMonitor, monitor_options=options
         ) as monitor:
             for name, role, kind, values in columns:
                 monitor.log_batch(values, name=name, role=role, data_type=kind)
