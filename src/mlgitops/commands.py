@@ -124,7 +124,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     materialize = data.add_parser(
         "materialize", help="write the default dataset from the palmerpenguins package"
     )
-    materialize.add_argument("--output", type=Path, default=Path("data/raw.csv"))
+    materialize.add_argument("--output", type=Path, default=Path(RAW_DATA_PATH))
     materialize.set_defaults(handler=_data_materialize)
 
     init = commands.add_parser(

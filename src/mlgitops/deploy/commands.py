@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgitops.github import step_output
+from mlgitops.layout import PARAMS_PATH
 
 if TYPE_CHECKING:
     from mlgitops.deploy.target import DeployTarget
@@ -118,7 +119,7 @@ def _deploy(args: argparse.Namespace) -> int:
     action = args.action or "all"
     repo = args.repo.resolve()
     try:
-        params = load_params(repo / "params.yaml")
+        params = load_params(repo / PARAMS_PATH)
         targeted = action in {"release", "stop", "all"}
         target = TARGETS[args.target](args, params, repo) if targeted else None
         record_path = args.record or record.FETCHED

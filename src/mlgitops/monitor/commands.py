@@ -10,20 +10,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mlgitops.github import step_output, step_summary
+from mlgitops.layout import DVC_LOCK_PATH, PARAMS_PATH
 
 logger = logging.getLogger(__name__)
 
 NO_DRIFT, DRIFT, CANNOT_JUDGE = 0, 1, 2
-MODEL_PATH = "artifacts/model.joblib"
 
 
 def _reference_md5(lock: Path) -> str:
-    from mlgitops.layout import locked_md5
+    from mlgitops import layout
 
-    return locked_md5(yaml.safe_load(lock.read_text(encoding="utf-8")), MODEL_PATH)
+    return layout.locked_md5(layout.read_yaml(lock), layout.MODEL_PATH)
 
 
 def _drift(args: argparse.Namespace) -> int:
@@ -192,12 +190,12 @@ def _common(parser: argparse.ArgumentParser, *, logs: bool = True) -> None:
         parser.add_argument(
             "--logs", type=Path, required=True, help="the service's MLGITOPS_PREDICTION_LOG_DIR"
         )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--params", type=Path, default=Path(PARAMS_PATH))
 
 
 def _drift_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", type=Path, default=Path("artifacts/train.csv"))
-    parser.add_argument("--lock", type=Path, default=Path("dvc.lock"))
+    parser.add_argument("--lock", type=Path, default=Path(DVC_LOCK_PATH))
     parser.add_argument("--model-md5", help="the served model's md5 (default: from --lock)")
 
 

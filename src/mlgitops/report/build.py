@@ -74,9 +74,9 @@ def build(inputs: Inputs) -> dict[str, Any]:
         "stages": stage_runs(
             repo,
             list(pipeline.get("stages", {})),
-            base.yaml("dvc.lock"),
-            new.yaml("dvc.lock"),
-            Snapshot(repo, "HEAD").yaml("dvc.lock"),
+            base.yaml(layout.DVC_LOCK_PATH),
+            new.yaml(layout.DVC_LOCK_PATH),
+            Snapshot(repo, "HEAD").yaml(layout.DVC_LOCK_PATH),
         ),
         "latency_ms_per_row": latency,
         "deployment_record": (

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgitops.github import step_output, step_summary
+from mlgitops.layout import PARAMS_PATH
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     """
     metrics = commands.add_parser("metrics", help="print the headline metrics of the workspace")
     metrics.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
-    metrics.add_argument("--params", type=Path, default=Path("params.yaml"))
+    metrics.add_argument("--params", type=Path, default=Path(PARAMS_PATH))
     metrics.set_defaults(handler=_metrics)
 
     report = commands.add_parser(
@@ -203,7 +204,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--head-sha", help="the commit a reviewer reproduces (default: HEAD; in CI the PR head)"
     )
-    report.add_argument("--params", type=Path, default=Path("params.yaml"))
+    report.add_argument("--params", type=Path, default=Path(PARAMS_PATH))
     report.add_argument("--repo", type=Path, default=Path("."))
     report.add_argument(
         "--deployments",

@@ -10,6 +10,7 @@ from typing import Any
 import joblib
 
 from mlgitops import layout
+from mlgitops.config import read_params_file
 from mlgitops.contract.check import feature_frame, load_valid_table
 from mlgitops.deployment_record import serving_now
 from mlgitops.layout import STAGE_RUNS_DIR
@@ -50,11 +51,7 @@ def load_inputs(
     merge of it with the base). `MLGITOPS_DEPLOYMENTS_FETCH=failure` in `environ` (the fetch
     step's outcome) says the record could not be fetched, which is not the same as none.
     """
-    import yaml
-
-    params = parse_params(
-        yaml.safe_load((repo / params_path).read_text(encoding="utf-8")), source=str(params_path)
-    )
+    params = parse_params(read_params_file(repo / params_path), source=str(params_path))
     deployed = serving_now(deployments if deployments.is_absolute() else repo / deployments)
     fetch_failed = environ.get("MLGITOPS_DEPLOYMENTS_FETCH") == "failure"
     return Inputs(

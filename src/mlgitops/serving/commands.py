@@ -7,6 +7,7 @@ import logging
 import os
 from pathlib import Path
 
+from mlgitops.layout import PARAMS_PATH
 from mlgitops.serving.server import SERVICE_TARGET, serve_command
 
 logger = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     package.add_argument("--repo", type=Path, default=Path("."), help="project root")
     package.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="relative to --repo"
+        "--params", type=Path, default=Path(PARAMS_PATH), help="relative to --repo"
     )
     package.set_defaults(handler=_package)
 
@@ -117,7 +118,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
     serve.add_argument("--port", type=int, default=3000, help="default 3000")
-    serve.add_argument("--params", type=Path, default=Path("params.yaml"))
+    serve.add_argument("--params", type=Path, default=Path(PARAMS_PATH))
     serve.add_argument("--ssl-certfile", type=Path, help="serve HTTPS with this certificate")
     serve.add_argument("--ssl-keyfile", type=Path, help="the certificate's private key")
     serve.set_defaults(handler=_serve)
