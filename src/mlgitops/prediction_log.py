@@ -104,9 +104,14 @@ class LogRead:
         }
 
 
+def _prediction_data_dir(log_dir: Path) -> Path:
+    """The folder the service's workers write their prediction-log files in."""
+    return Path(log_dir) / PREDICTIONS_FOLDER / "data"
+
+
 def prediction_files(log_dir: Path) -> list[Path]:
     """Every prediction-log file under `log_dir`, rotated ones included, in name order."""
-    folder = Path(log_dir) / PREDICTIONS_FOLDER / "data"
+    folder = _prediction_data_dir(log_dir)
     return sorted(p for p in folder.glob("*.log*") if p.is_file())
 
 
@@ -191,7 +196,7 @@ def read_predictions(log_dir: Path) -> LogRead:
     if not paths:
         raise LogError(
             f"no prediction log under {log_dir}: expected JSON lines in "
-            f"{Path(log_dir) / PREDICTIONS_FOLDER / 'data'}/data.<worker>.log "
+            f"{_prediction_data_dir(log_dir)}/data.<worker>.log "
             "(the service's MLGITOPS_PREDICTION_LOG_DIR)"
         )
     read = read_records(paths, REQUIRED_KEYS)

@@ -178,14 +178,14 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 def _data_md5(repo: Path, paths: Paths) -> str:
     try:
-        return data_md5(_read_yaml(repo / paths.data_dvc))
+        return data_md5(read_yaml(repo / paths.data_dvc))
     except LayoutError as error:
         raise PackageError(str(error)) from None
 
 
 def _locked_model_md5(repo: Path, paths: Paths) -> str:
     try:
-        return locked_md5(_read_yaml(repo / paths.lock), paths.model)
+        return locked_md5(read_yaml(repo / paths.lock), paths.model)
     except LayoutError as error:
         raise PackageError(str(error)) from None
 
