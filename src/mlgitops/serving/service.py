@@ -298,11 +298,10 @@ class MlgitopsService:
         probabilities = self.pipeline.predict_proba(frame)
         return self.classes[probabilities.argmax(axis=1)].tolist(), probabilities
 
-    def _log_columns(
+    def _log(
         self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
-    ) -> list[tuple[str, str, str, list[Any]]]:
-        """The prediction log's columns: name, role, type and one value per record."""
-        return log_columns(
+    ) -> None:
+        columns = log_columns(
             frame,
             contract=self.contract,
             classes=self.classes,
@@ -311,11 +310,6 @@ class MlgitopsService:
             proba=proba,
             model_md5=PACKAGED.labels.get("model_md5"),
         )
-
-    def _log(
-        self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
-    ) -> None:
-        columns = self._log_columns(frame, ids, outputs, proba)
         options = {
             "log_path": self.log_dir,
             "fsync": SERVE.fsync_prediction_log,
