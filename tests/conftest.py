@@ -36,6 +36,7 @@ TIERS = (
     "reliability",
     "adoption",
     "actions",
+    "infra",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
