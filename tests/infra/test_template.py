@@ -167,3 +167,14 @@ def test_log_bucket_retention_is_the_parameter_and_remote_has_no_expiry() -> Non
 def test_cfn_lint_has_no_findings() -> None:
     done = subprocess.run(["cfn-lint", str(TEMPLATE)], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+CHECKOV = TEMPLATE.parents[2] / ".tools" / "checkov" / "bin" / "checkov"
+
+
+@pytest.mark.skipif(not CHECKOV.exists(), reason="checkov's tool venv .tools/checkov is missing")
+def test_checkov_has_no_findings() -> None:
+    """Suppressions live in the template's Metadata, each with its reason in SECURITY.md."""
+    command = [str(CHECKOV), "-f", str(TEMPLATE), "--quiet", "--compact", "-o", "json"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-4000:]
