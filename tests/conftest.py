@@ -22,6 +22,7 @@ from helpers import (
     run,
 )
 from mlgitops.params import Params, load_params
+from s3_server import S3Server, running_s3_server
 
 TIERS = (
     "unit",
@@ -183,3 +184,10 @@ def http_stub() -> Iterator[StartStub]:
     yield start
     for stub in started:
         stub.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """One moto server (S3, CloudFormation, IAM, KMS) on 127.0.0.1 for the whole session."""
+    with running_s3_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server

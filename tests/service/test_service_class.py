@@ -32,14 +32,14 @@ def rows(frame):
 
 def as_modelled(service, value):
     """A response's label as the model and the prediction log hold it (class text)."""
-    return service.class_text.get(value, value) if service.classes is not None else value
+    return service.predictor.class_text.get(value, value) if service.classes is not None else value
 
 
 def mapped_column(service):
     """A column whose unseen categories the contract maps to unknown; skips when it has none."""
-    if not service.map_to_unknown:
+    if not service.predictor.map_to_unknown:
         pytest.skip("the project's contract maps no column's unseen categories to unknown")
-    return next(iter(service.map_to_unknown))
+    return next(iter(service.predictor.map_to_unknown))
 
 
 def records(service_module, frame):

@@ -54,10 +54,10 @@ from mlgitops.serving.package import (
     MODEL_TAG_ENV,
     served_model_tag,
 )
+from mlgitops.serving.predictor import Predictor
 from mlgitops.serving.schema import (
     Contribution,
     FeedbackReceipt,
-    class_values,
     feedback_model,
     record_model,
     records_frame,
@@ -240,13 +240,8 @@ class MlgitopsService:
         )
         self.pipeline = joblib.load(io.BytesIO(model))
         self.contract = PACKAGED.contract
-        self.classes = np.asarray(PACKAGED.classes, dtype=object) if PACKAGED.classes else None
-        # Class text (as the model and the prediction log hold it) -> the value as the data
-        # holds it (what responses carry and /feedback accepts), and back.
-        self.class_value = dict(
-            zip(PACKAGED.classes, class_values(self.contract, PACKAGED.classes), strict=True)
-        )
-        self.class_text = {value: text for text, value in self.class_value.items()}
+        self.predictor = Predictor.of(self.pipeline, self.contract, PACKAGED.classes)
+        self.classes = self.predictor.classes
         # Text as written (a category such as "NA" stays itself); only empty cells are missing.
         background = pd.read_csv(
             PACKAGED.path / BACKGROUND_FILE, dtype=str, keep_default_na=False, na_values=[""]
@@ -256,12 +251,6 @@ class MlgitopsService:
             self.contract,
         )
         self.seed = int(PACKAGED.metadata.get("seed", 0))
-        self.map_to_unknown = {
-            name: frozenset(self.contract.columns[name].categories or ())
-            for name in self.contract.features
-            if self.contract.columns[name].categories
-            and self.contract.columns[name].on_unknown == "map_to_unknown"
-        }
         self.log_dir = os.environ.get(PREDICTION_LOG_ENV, PREDICTION_LOG_DIR)
         MODEL_INFO.labels(
             git_commit=PACKAGED.labels.get("git_commit", ""),
@@ -279,24 +268,6 @@ class MlgitopsService:
 
     def _frame(self, records: list[Any]) -> pd.DataFrame:
         return records_frame(records, self.contract)
-
-    def _warnings(self, frame: pd.DataFrame) -> list[list[str]]:
-        """Per record, the values the model treats as unknown categories."""
-        warnings: list[list[str]] = [[] for _ in range(len(frame))]
-        for name, known in self.map_to_unknown.items():
-            column = frame[name]
-            unknown = (column.notna() & ~column.isin(known)).to_numpy()
-            for i in np.flatnonzero(unknown):
-                warnings[i].append(
-                    f"{name}: {column.iat[int(i)]!r} is not a known category; treated as unknown"
-                )
-        return warnings
-
-    def _outputs(self, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
-        if self.classes is None:
-            return [float(v) for v in self.pipeline.predict(frame)], None
-        probabilities = self.pipeline.predict_proba(frame)
-        return self.classes[probabilities.argmax(axis=1)].tolist(), probabilities
 
     def _log(
         self, frame: pd.DataFrame, ids: list[str], outputs: list[Any], proba: np.ndarray | None
@@ -332,7 +303,8 @@ class MlgitopsService:
     def predict(self, records: list[Record]) -> JsonResponse[list[Prediction]]:
         """Predict each record: the class and class probabilities (or the value), with an id."""
         frame = self._frame(records)
-        outputs, proba = self._outputs(frame)
+        answer = self.predictor.outputs(frame)
+        outputs, proba = answer.predictions, answer.probabilities
         ids = [uuid.uuid4().hex for _ in records]
         self._log(frame, ids, outputs, proba)
         for label, count in Counter(
@@ -349,13 +321,13 @@ class MlgitopsService:
         return [
             Prediction.model_construct(
                 request_id=request_id,
-                prediction=self.class_value.get(output, output),
+                prediction=self.predictor.class_value.get(output, output),
                 probabilities=probability,
                 model_version=PACKAGED.version,
                 warnings=warning,
             )
             for request_id, output, probability, warning in zip(
-                ids, outputs, probabilities, self._warnings(frame), strict=True
+                ids, outputs, probabilities, self.predictor.warnings(frame), strict=True
             )
         ]
 
@@ -363,7 +335,8 @@ class MlgitopsService:
     def explain(self, records: list[Record]) -> JsonResponse[list[Explanation]]:
         """The top SHAP contributions per original feature behind each record's prediction."""
         frame = self._frame(records)
-        outputs, proba = self._outputs(frame)
+        answer = self.predictor.outputs(frame)
+        outputs, proba = answer.predictions, answer.probabilities
         values, names = shap_by_feature(self.pipeline, frame, self.background, seed=self.seed)
         top_k = SERVE.explain_top_k
         explanations = []
@@ -374,8 +347,8 @@ class MlgitopsService:
             explanations.append(
                 Explanation(
                     request_id=uuid.uuid4().hex,
-                    prediction=self.class_value.get(outputs[i], outputs[i]),
-                    explained_output=self.class_value.get(outputs[i])
+                    prediction=self.predictor.class_value.get(outputs[i], outputs[i]),
+                    explained_output=self.predictor.class_value.get(outputs[i])
                     if proba is not None
                     else None,
                     contributions=[
@@ -411,7 +384,9 @@ class MlgitopsService:
             {
                 "prediction_id": prediction_id,
                 # The log holds the class text, as predictions are logged.
-                "label": self.class_text[label] if self.classes is not None else float(label),
+                "label": self.predictor.class_text[label]
+                if self.classes is not None
+                else float(label),
                 "timestamp": now,
                 "model_md5": PACKAGED.labels.get("model_md5"),
             },
