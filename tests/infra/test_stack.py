@@ -1,0 +1,133 @@
+"""The template deployed for real into moto's AWS API on 127.0.0.1, and its bucket used as the
+DVC remote: what CloudFormation creates is what the template promises and the workflows need.
+
+moto stands in for AWS only; CloudFormation, S3, KMS and IAM answer through their real APIs
+(boto3 and dvc-s3 make the same calls they make against AWS).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpers import PROJECT_ROOT, copy_project, fetch_data, run
+from mlgitops.params import Params
+from s3_server import S3Server
+
+TEMPLATE = PROJECT_ROOT / "deploy" / "aws" / "mlgitops.yaml"
+STACK = "mlgitops-test"
+OWNER, REPOSITORY = "acme-ml", "churn-model"
+
+
+@pytest.fixture(scope="module")
+def stack(s3_server: S3Server, params: Params) -> dict[str, str]:
+    """The stack created from the template with this project's retention; its outputs."""
+    cloudformation = s3_server.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=STACK,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[
+            {"ParameterKey": "GitHubOwner", "ParameterValue": OWNER},
+            {"ParameterKey": "GitHubRepository", "ParameterValue": REPOSITORY},
+            {"ParameterKey": "CreateOidcProvider", "ParameterValue": "true"},
+            {
+                "ParameterKey": "LogRetentionDays",
+                "ParameterValue": str(params.monitor.retention_days),
+            },
+        ],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    (described,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
+    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
+    return {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+
+
+def _bucket(url: str) -> str:
+    assert url.startswith("s3://"), url
+    return url.removeprefix("s3://").split("/", 1)[0]
+
+
+def test_both_buckets_exist_encrypted_with_the_stacks_key(
+    stack: dict[str, str], s3_server: S3Server
+) -> None:
+    # moto's CloudFormation applies a bucket's encryption (and tags) only: versioning, the public
+    # access block, the lifecycle rules and the bucket policies are held by the template tests,
+    # cfn-lint and checkov (test_template.py), not here.
+    s3, kms = s3_server.client("s3"), s3_server.client("kms")
+    (key,) = kms.list_keys()["Keys"]
+    for url in (stack["DvcRemoteUrl"], stack["LogUrl"]):
+        (rule,) = s3.get_bucket_encryption(Bucket=_bucket(url))[
+            "ServerSideEncryptionConfiguration"
+        ]["Rules"]
+        default = rule["ApplyServerSideEncryptionByDefault"]
+        assert default["SSEAlgorithm"] == "aws:kms"
+        assert default["KMSMasterKeyID"] == key["KeyArn"]
+
+
+def _trust(role: dict[str, Any]) -> dict[str, Any]:
+    document = role["AssumeRolePolicyDocument"]
+    return json.loads(document) if isinstance(document, str) else document
+
+
+def test_each_role_exists_and_trusts_only_this_repository(
+    stack: dict[str, str], s3_server: S3Server
+) -> None:
+    # moto's CloudFormation does not create AWS::IAM::OIDCProvider; the roles name its ARN.
+    iam = s3_server.client("iam")
+    provider = "oidc-provider/token.actions.githubusercontent.com"
+    for output in ("PullRequestRoleArn", "DeployRoleArn", "MonitorRoleArn"):
+        name = stack[output].rsplit("/", 1)[1]
+        role = iam.get_role(RoleName=name)["Role"]
+        for statement in _trust(role)["Statement"]:
+            assert statement["Principal"]["Federated"].endswith(provider), statement
+            subjects = statement["Condition"]["StringEquals"][
+                "token.actions.githubusercontent.com:sub"
+            ]
+            subjects = [subjects] if isinstance(subjects, str) else subjects
+            assert subjects, output
+            assert all(s.startswith(f"repo:{OWNER}/{REPOSITORY}:") for s in subjects), subjects
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
+    stack: dict[str, str], s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a project whose data is in its workspace, and the stack's bucket as its remote
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    project = copy_project(tmp_path / "project", remote=tmp_path / "folder-remote")
+    fetch_data(project)
+    data = project / "data" / "raw.csv"
+    expected = _md5(data)
+
+    def use_stack_remote(folder: Path) -> None:
+        run(["dvc", "remote", "add", "--local", "-f", "-d", "aws", stack["DvcRemoteUrl"]], folder)
+        run(
+            ["dvc", "remote", "modify", "--local", "aws", "endpointurl", s3_server.endpoint_url],
+            folder,
+        )
+
+    use_stack_remote(project)
+    # When it pushes, and a fresh clone pulls
+    run(["dvc", "push", "-q", "data.dvc"], project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    use_stack_remote(clone)
+    run(["dvc", "pull", "-q", "data.dvc"], clone)
+    # Then the clone has the same bytes, stored encrypted with the stack's key
+    assert _md5(clone / "data" / "raw.csv") == expected
+    s3 = s3_server.client("s3")
+    bucket = _bucket(stack["DvcRemoteUrl"])
+    objects = s3.list_objects_v2(Bucket=bucket)["Contents"]
+    assert objects, "nothing was pushed"
+    for item in objects:
+        head = s3.head_object(Bucket=bucket, Key=item["Key"])
+        assert head.get("ServerSideEncryption") == "aws:kms", item["Key"]
