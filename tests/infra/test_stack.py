@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from helpers import PROJECT_ROOT, copy_project, fetch_data, run
+from mlgitops.infra.outputs import REMOTE_OUTPUT, VARIABLES
 from mlgitops.params import Params
 from s3_server import S3Server
 
@@ -131,3 +133,47 @@ def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
     for item in objects:
         head = s3.head_object(Bucket=bucket, Key=item["Key"])
         assert head.get("ServerSideEncryption") == "aws:kms", item["Key"]
+
+
+def test_infra_outputs_prints_every_variable_a_workflow_reads(
+    stack: dict[str, str], s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    # Given the deployed stack, when `mlgitops infra outputs` reads it as a user runs it
+    done = run(
+        ["mlgitops", "infra", "outputs", "--stack", STACK],
+        PROJECT_ROOT,
+    )
+    lines = done.stdout.splitlines()
+    # Then each line sets one variable to the stack's value, and the last adds the remote
+    assigned = {}
+    for line in lines[:-1]:
+        words = shlex.split(line)
+        assert words[:3] == ["gh", "variable", "set"], line
+        assert words[4] == "--body", line
+        assigned[words[3]] = words[5]
+    assert assigned == {name: stack[key] for key, name in VARIABLES.items()}
+    assert shlex.split(lines[-1])[-1] == stack["DvcRemoteUrl"]
+    # and every variable is one the workflows read, and every output has its place
+    workflows = "".join(
+        p.read_text() for p in (PROJECT_ROOT / ".github" / "workflows").glob("*.yml")
+    )
+    unread = [name for name in assigned if f"vars.{name}" not in workflows]
+    assert not unread, f"no workflow reads {unread}"
+    assert set(stack) == {*VARIABLES, REMOTE_OUTPUT}
+
+
+def test_infra_outputs_names_a_missing_stack(
+    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    done = run(
+        ["mlgitops", "infra", "outputs", "--stack", "no-such-stack"],
+        PROJECT_ROOT,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no-such-stack" in done.stderr
+    assert not done.stdout
