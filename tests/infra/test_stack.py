@@ -177,3 +177,38 @@ def test_infra_outputs_names_a_missing_stack(
     assert done.returncode == 1
     assert "no-such-stack" in done.stderr
     assert not done.stdout
+
+
+def test_a_change_set_deploys_the_stack_with_the_projects_retention(
+    s3_server: S3Server, params: Params, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given the repository of a workflow run, when a merge executes the change set
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("GITHUB_REPOSITORY", f"{OWNER}/{REPOSITORY}")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    command = ["mlgitops", "infra", "change-set", "--stack", "from-a-merge", "--execute"]
+    done = run(command, PROJECT_ROOT)
+    # Then the stack exists, its change set was shown, and the roles trust this repository
+    assert "stack from-a-merge: CREATE_COMPLETE" in done.stdout
+    assert "DvcRemoteBucket" in summary.read_text()
+    cloudformation = s3_server.client("cloudformation")
+    (stack,) = cloudformation.describe_stacks(StackName="from-a-merge")["Stacks"]
+    given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
+    assert given["LogRetentionDays"] == str(params.monitor.retention_days)
+    assert (given["GitHubOwner"], given["GitHubRepository"]) == (OWNER, REPOSITORY)
+
+
+@pytest.mark.parametrize("repository", ["acme/*", "*/churn", "acme", "acme/churn/extra", ""])
+def test_a_change_set_refuses_a_repository_that_would_widen_the_trust(
+    repository: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    command = ["mlgitops", "infra", "change-set", "--repository", repository, "--stack", "wide"]
+    done = run(command, PROJECT_ROOT, check=False)
+    assert done.returncode == 1
+    assert "expected the repository as OWNER/NAME" in done.stderr
+    stacks = s3_server.client("cloudformation").list_stacks()["StackSummaries"]
+    assert "wide" not in [s["StackName"] for s in stacks]
