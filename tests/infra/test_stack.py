@@ -16,36 +16,17 @@ from typing import Any
 import pytest
 
 from helpers import PROJECT_ROOT, copy_project, fetch_data, run
+from mlgitops.deploy.target import DeployError
+from mlgitops.deploy.verify import verify
 from mlgitops.infra.outputs import REMOTE_OUTPUT, VARIABLES
 from mlgitops.params import Params
-from s3_server import S3Server
-
-TEMPLATE = PROJECT_ROOT / "deploy" / "aws" / "mlgitops.yaml"
-STACK = "mlgitops-test"
-OWNER, REPOSITORY = "acme-ml", "churn-model"
+from s3_server import OWNER, REPOSITORY, STACK, S3Server
 
 
-@pytest.fixture(scope="module")
-def stack(s3_server: S3Server, params: Params) -> dict[str, str]:
-    """The stack created from the template with this project's retention; its outputs."""
-    cloudformation = s3_server.client("cloudformation")
-    cloudformation.create_stack(
-        StackName=STACK,
-        TemplateBody=TEMPLATE.read_text(),
-        Parameters=[
-            {"ParameterKey": "GitHubOwner", "ParameterValue": OWNER},
-            {"ParameterKey": "GitHubRepository", "ParameterValue": REPOSITORY},
-            {"ParameterKey": "CreateOidcProvider", "ParameterValue": "true"},
-            {
-                "ParameterKey": "LogRetentionDays",
-                "ParameterValue": str(params.monitor.retention_days),
-            },
-        ],
-        Capabilities=["CAPABILITY_NAMED_IAM"],
-    )
-    (described,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
-    assert described["StackStatus"] == "CREATE_COMPLETE", described.get("StackStatusReason")
-    return {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}
+@pytest.fixture
+def stack(aws_stack: dict[str, str]) -> dict[str, str]:
+    """The session's stack (tests/conftest.py), created from the template; its outputs."""
+    return aws_stack
 
 
 def _bucket(url: str) -> str:
@@ -212,3 +193,19 @@ def test_a_change_set_refuses_a_repository_that_would_widen_the_trust(
     assert "expected the repository as OWNER/NAME" in done.stderr
     stacks = s3_server.client("cloudformation").list_stacks()["StackSummaries"]
     assert "wide" not in [s["StackName"] for s in stacks]
+
+
+@pytest.mark.slow
+def test_verify_names_the_outputs_an_s3_remote_lacks(project_copy: Any, aws_env: S3Server) -> None:
+    # Given a fresh clone whose DVC remote is an S3 bucket nothing was pushed to
+    aws_env.client("s3").create_bucket(Bucket="never-pushed-remote")
+    project = project_copy()
+    run(["dvc", "remote", "modify", "--local", "local", "url", "s3://never-pushed-remote"], project)
+    run(
+        ["dvc", "remote", "modify", "--local", "local", "endpointurl", aws_env.endpoint_url],
+        project,
+    )
+    run(["mlgitops", "data", "fetch"], project)
+    # When the deploy verifies it, then it names what the remote lacks
+    with pytest.raises(DeployError, match=r"the DVC remote lacks pinned outputs.*model\.joblib"):
+        verify(project)
