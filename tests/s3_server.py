@@ -24,6 +24,9 @@ import httpx
 from mlgitops.deploy.local import free_port, stop_process_group
 
 STARTUP_SECONDS = 60
+TEMPLATE = Path(__file__).parents[1] / "deploy" / "aws" / "mlgitops.yaml"
+# The repository the test stack's roles trust.
+STACK, OWNER, REPOSITORY = "mlgitops-test", "acme-ml", "churn-model"
 REGION = "us-east-1"
 # moto accepts any credentials; these say what they are wherever they show up.
 CREDENTIALS = {
@@ -98,3 +101,23 @@ def running_s3_server(log_dir: Path) -> Iterator[S3Server]:
         yield server
     finally:
         stop_process_group(process.pid)
+
+
+def deploy_stack(server: S3Server, *, retention_days: int) -> dict[str, str]:
+    """Create the project's stack (deploy/aws/mlgitops.yaml) in `server`; its outputs."""
+    cloudformation = server.client("cloudformation")
+    cloudformation.create_stack(
+        StackName=STACK,
+        TemplateBody=TEMPLATE.read_text(),
+        Parameters=[
+            {"ParameterKey": "GitHubOwner", "ParameterValue": OWNER},
+            {"ParameterKey": "GitHubRepository", "ParameterValue": REPOSITORY},
+            {"ParameterKey": "CreateOidcProvider", "ParameterValue": "true"},
+            {"ParameterKey": "LogRetentionDays", "ParameterValue": str(retention_days)},
+        ],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    (described,) = cloudformation.describe_stacks(StackName=STACK)["Stacks"]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"the test stack is {described['StackStatus']}")
+    return {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}

@@ -14,6 +14,7 @@ COMMANDS: tuple[str, ...] = (
     "mlgitops.serving.commands",
     "mlgitops.deploy.commands",  # deploy and its sub-commands, rollback
     "mlgitops.monitor.commands",
+    "mlgitops.infra.commands",  # infra outputs
 )
 
 

@@ -96,7 +96,7 @@ def test_oidc_is_granted_only_to_jobs_that_assume_the_aws_role(deploy):
         oidc = job["permissions"].get("id-token") == "write"
         assert oidc == bool(aws), f"{job_id}: id-token write={oidc}, assumes a role={bool(aws)}"
         for step in aws:
-            assert step["if"] == "vars.DVC_REMOTE_ROLE_ARN != ''", f"{job_id}: {step['if']}"
+            assert step["if"] == "vars.DVC_DEPLOY_ROLE_ARN != ''", f"{job_id}: {step['if']}"
 
 
 def test_the_release_runs_in_the_production_environment_one_at_a_time(deploy):

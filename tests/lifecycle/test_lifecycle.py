@@ -60,15 +60,17 @@ def metadata(endpoint: str) -> dict:
 
 
 @pytest.fixture
-def world(project_copy, tmp_path, monkeypatch):
-    """A bare origin at v1, a local DVC remote holding v1's outputs, and a developer clone."""
+def world(project_copy, tmp_path, monkeypatch, aws_stack, aws_env):
+    """A bare origin at v1, the AWS stack's bucket (moto's S3 on 127.0.0.1) as the DVC remote
+    holding v1's outputs, and a developer clone: deploys and reverts pull from S3 by hash."""
     monkeypatch.setenv("BENTOML_HOME", str(tmp_path / "bentoml"))
     monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "True")
     monkeypatch.setenv("MLGITOPS_API_KEYS", API_KEY)
     seed = project_copy("seed")
-    remote = tmp_path / "dvc-remote"
-    run(["dvc", "remote", "modify", "local", "url", str(remote)], seed)
+    # The copy's own folder remote (in its untracked local config) goes first: it would win.
     run(["dvc", "remote", "modify", "--local", "--unset", "local", "url"], seed, check=False)
+    run(["dvc", "remote", "modify", "local", "url", aws_stack["DvcRemoteUrl"]], seed)
+    run(["dvc", "remote", "modify", "local", "endpointurl", aws_env.endpoint_url], seed)
     git(seed, "commit", "-qam", "Use the shared DVC remote")
     origin = tmp_path / "origin.git"
     run(["git", "clone", "-q", "--bare", str(seed), str(origin)], tmp_path)

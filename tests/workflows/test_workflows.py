@@ -342,7 +342,7 @@ def test_remote_steps_are_skipped_for_forks_and_unconfigured_remotes():
     assert len(conditions) == 2, f"expected the credentials and push steps, found {conditions}"
     assert len(set(conditions.values())) == 1, f"the two conditions differ: {conditions}"
     condition = next(iter(conditions.values()))
-    assert "vars.DVC_REMOTE_ROLE_ARN != ''" in condition, f"no remote check in {condition!r}"
+    assert "vars.DVC_PR_ROLE_ARN != ''" in condition, f"no remote check in {condition!r}"
     assert "github.event.pull_request.head.repo.full_name == github.repository" in condition, (
         f"no fork check in {condition!r}"
     )

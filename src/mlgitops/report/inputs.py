@@ -84,7 +84,7 @@ def skipped_parts(environ: dict[str, str]) -> list[str]:
     elif environ.get("MLGITOPS_REMOTE_CONFIGURED") == "false":
         notes.append(
             "`dvc push` did not run: no DVC remote role is configured "
-            "(repository variable `DVC_REMOTE_ROLE_ARN`)."
+            "(repository variable `DVC_PR_ROLE_ARN`)."
         )
     return notes
 
