@@ -81,11 +81,9 @@ def _md5(path: Path) -> str:
 
 @pytest.mark.slow
 def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
-    stack: dict[str, str], s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    stack: dict[str, str], aws_env: S3Server, tmp_path: Path
 ) -> None:
     # Given a project whose data is in its workspace, and the stack's bucket as its remote
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     project = copy_project(tmp_path / "project", remote=tmp_path / "folder-remote")
     fetch_data(project)
     data = project / "data" / "raw.csv"
@@ -94,7 +92,7 @@ def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
     def use_stack_remote(folder: Path) -> None:
         run(["dvc", "remote", "add", "--local", "-f", "-d", "aws", stack["DvcRemoteUrl"]], folder)
         run(
-            ["dvc", "remote", "modify", "--local", "aws", "endpointurl", s3_server.endpoint_url],
+            ["dvc", "remote", "modify", "--local", "aws", "endpointurl", aws_env.endpoint_url],
             folder,
         )
 
@@ -107,7 +105,7 @@ def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
     run(["dvc", "pull", "-q", "data.dvc"], clone)
     # Then the clone has the same bytes, stored encrypted with the stack's key
     assert _md5(clone / "data" / "raw.csv") == expected
-    s3 = s3_server.client("s3")
+    s3 = aws_env.client("s3")
     bucket = _bucket(stack["DvcRemoteUrl"])
     objects = s3.list_objects_v2(Bucket=bucket)["Contents"]
     assert objects, "nothing was pushed"
@@ -117,10 +115,8 @@ def test_the_stack_bucket_is_a_dvc_remote_a_fresh_clone_pulls_from(
 
 
 def test_infra_outputs_prints_every_variable_a_workflow_reads(
-    stack: dict[str, str], s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+    stack: dict[str, str], aws_env: S3Server
 ) -> None:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     # Given the deployed stack, when `mlgitops infra outputs` reads it as a user runs it
     done = run(
         ["mlgitops", "infra", "outputs", "--stack", STACK],
@@ -145,11 +141,7 @@ def test_infra_outputs_prints_every_variable_a_workflow_reads(
     assert set(stack) == {*VARIABLES, REMOTE_OUTPUT}
 
 
-def test_infra_outputs_names_a_missing_stack(
-    s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
+def test_infra_outputs_names_a_missing_stack(aws_env: S3Server) -> None:
     done = run(
         ["mlgitops", "infra", "outputs", "--stack", "no-such-stack"],
         PROJECT_ROOT,
@@ -161,11 +153,9 @@ def test_infra_outputs_names_a_missing_stack(
 
 
 def test_a_change_set_deploys_the_stack_with_the_projects_retention(
-    s3_server: S3Server, params: Params, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    aws_env: S3Server, params: Params, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Given the repository of a workflow run, when a merge executes the change set
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     monkeypatch.setenv("GITHUB_REPOSITORY", f"{OWNER}/{REPOSITORY}")
     summary = tmp_path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
@@ -174,7 +164,7 @@ def test_a_change_set_deploys_the_stack_with_the_projects_retention(
     # Then the stack exists, its change set was shown, and the roles trust this repository
     assert "stack from-a-merge: CREATE_COMPLETE" in done.stdout
     assert "DvcRemoteBucket" in summary.read_text()
-    cloudformation = s3_server.client("cloudformation")
+    cloudformation = aws_env.client("cloudformation")
     (stack,) = cloudformation.describe_stacks(StackName="from-a-merge")["Stacks"]
     given = {p["ParameterKey"]: p["ParameterValue"] for p in stack["Parameters"]}
     assert given["LogRetentionDays"] == str(params.monitor.retention_days)
@@ -183,15 +173,13 @@ def test_a_change_set_deploys_the_stack_with_the_projects_retention(
 
 @pytest.mark.parametrize("repository", ["acme/*", "*/churn", "acme", "acme/churn/extra", ""])
 def test_a_change_set_refuses_a_repository_that_would_widen_the_trust(
-    repository: str, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+    repository: str, aws_env: S3Server
 ) -> None:
-    for name, value in s3_server.env().items():
-        monkeypatch.setenv(name, value)
     command = ["mlgitops", "infra", "change-set", "--repository", repository, "--stack", "wide"]
     done = run(command, PROJECT_ROOT, check=False)
     assert done.returncode == 1
     assert "expected the repository as OWNER/NAME" in done.stderr
-    stacks = s3_server.client("cloudformation").list_stacks()["StackSummaries"]
+    stacks = aws_env.client("cloudformation").list_stacks()["StackSummaries"]
     assert "wide" not in [s["StackName"] for s in stacks]
 
 

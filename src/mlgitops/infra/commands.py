@@ -49,8 +49,9 @@ def _change_set(args: argparse.Namespace) -> int:
         change_set = create_change_set(
             client, args.stack, args.template.read_text(), parameters, name=f"mlgitops-{stamp[:12]}"
         )
-        print(change_set.markdown(args.stack), end="")
-        step_summary(change_set.markdown(args.stack))
+        summary = change_set.markdown(args.stack)
+        print(summary, end="")
+        step_summary(summary)
         if args.execute:
             print(f"stack {args.stack}: {execute(client, args.stack, change_set)}")
     except (StackError, ParamsError, OSError) as error:
