@@ -67,9 +67,13 @@ def test_each_role_exists_and_trusts_only_this_repository(
         role = iam.get_role(RoleName=name)["Role"]
         for statement in _trust(role)["Statement"]:
             assert statement["Principal"]["Federated"].endswith(provider), statement
-            subjects = statement["Condition"]["StringEquals"][
-                "token.actions.githubusercontent.com:sub"
-            ]
+            # The sub is exact (StringEquals), or the merge queue's pattern (StringLike).
+            condition = statement["Condition"]
+            subjects = next(
+                condition[op]["token.actions.githubusercontent.com:sub"]
+                for op in ("StringEquals", "StringLike")
+                if "token.actions.githubusercontent.com:sub" in condition.get(op, {})
+            )
             subjects = [subjects] if isinstance(subjects, str) else subjects
             assert subjects, output
             assert all(s.startswith(f"repo:{OWNER}/{REPOSITORY}:") for s in subjects), subjects

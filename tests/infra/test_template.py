@@ -8,6 +8,7 @@ keys of a condition block must match; a key absent from the claims does not matc
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -41,7 +42,9 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any
 _Loader.add_multi_constructor("!", _tag)
 
 
+@functools.cache
 def _template() -> dict[str, Any]:
+    """The parsed template, read once: hypothesis evaluates it on hundreds of claims."""
     loaded: dict[str, Any] = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_Loader)
     return loaded
 
@@ -106,8 +109,16 @@ def _claims(owner: str, repo: str, context: str) -> dict[str, str]:
     }
 
 
-@given(owner=_names, repo=_names, other=_names)
-def test_each_context_assumes_only_its_role(owner: str, repo: str, other: str) -> None:
+@given(
+    owner=_names,
+    repo=_names,
+    other=_names,
+    number=st.integers(min_value=1, max_value=10**6),
+    sha=st.from_regex(r"[0-9a-f]{40}", fullmatch=True),
+)
+def test_each_context_assumes_only_its_role(
+    owner: str, repo: str, other: str, number: int, sha: str
+) -> None:
     params = {"GitHubOwner": owner, "GitHubRepository": repo}
     assert assumable(_claims(owner, repo, "pull_request"), params) == {"PullRequestRole"}
     assert assumable(_claims(owner, repo, "environment:production"), params) == {"DeployRole"}
@@ -115,11 +126,18 @@ def test_each_context_assumes_only_its_role(owner: str, repo: str, other: str) -
         "DeployRole",
         "MonitorRole",
     }
-    # A branch push other than main, a fork's own workflow, a wrong audience: nothing.
+    # pr.yml in main's merge queue runs on the queue's temporary branch.
+    queue = f"ref:refs/heads/gh-readonly-queue/main/pr-{number}-{sha}"
+    assert assumable(_claims(owner, repo, queue), params) == {"PullRequestRole"}
+    # A branch push other than main, another branch's queue, a fork's own workflow, a wrong
+    # audience: nothing.
     branch = f"ref:refs/heads/{other}" if other != "main" else "ref:refs/heads/main-x"
     assert assumable(_claims(owner, repo, branch), params) == set()
+    other_queue = queue.replace("/main/", f"/{other if other != 'main' else 'mainx'}/")
+    assert assumable(_claims(owner, repo, other_queue), params) == set()
     fork_owner = other if other != owner else other + "x"
     assert assumable(_claims(fork_owner, repo, "pull_request"), params) == set()
+    assert assumable(_claims(fork_owner, repo, queue), params) == set()
     wrong_aud = _claims(owner, repo, "pull_request") | {"aud": "https://github.com/" + owner}
     assert assumable(wrong_aud, params) == set()
     assert assumable({"aud": "sts.amazonaws.com"}, params) == set()
@@ -134,15 +152,29 @@ def test_string_like_wildcards_follow_iam() -> None:
     assert not _like("a.b", "axb")
 
 
+MERGE_QUEUE_SUB = "repo:${GitHubOwner}/${GitHubRepository}:ref:refs/heads/gh-readonly-queue/main/*"
+
+
 def test_every_role_requires_audience_and_an_exact_sub() -> None:
-    """A trust policy without a sub condition, or with a wildcard one, would widen trust."""
+    """A trust policy without a sub condition, or with a wildcard one, would widen trust.
+
+    The one wildcard allowed is the pull-request role's merge-queue branch of main, whose name
+    GitHub makes unique per queued pull request.
+    """
     for name, resource in _template()["Resources"].items():
         if resource["Type"] != "AWS::IAM::Role":
             continue
         for statement in resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]:
-            equals = statement["Condition"]["StringEquals"]
-            assert set(statement["Condition"]) == {"StringEquals"}, name
+            condition = statement["Condition"]
+            equals = condition["StringEquals"]
             assert equals[f"{ISSUER}:aud"] == "sts.amazonaws.com", name
+            if "StringLike" in condition:
+                assert set(condition) == {"StringEquals", "StringLike"}, name
+                assert set(equals) == {f"{ISSUER}:aud"}, name
+                assert name == "PullRequestRole", name
+                assert condition["StringLike"] == {f"{ISSUER}:sub": {"Sub": MERGE_QUEUE_SUB}}
+                continue
+            assert set(condition) == {"StringEquals"}, name
             subs = equals[f"{ISSUER}:sub"]
             for sub in subs if isinstance(subs, list) else [subs]:
                 assert "*" not in sub["Sub"], name
