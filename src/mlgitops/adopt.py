@@ -16,7 +16,8 @@ import yaml
 from mlgitops.contract import NUMERIC_DTYPES, Task
 from mlgitops.contract.check import BOOL_WORDS, check_table, read_table, violation_message
 from mlgitops.layout import RAW_DATA_PATH
-from mlgitops.params import parse_params
+from mlgitops.params import Params, parse_params
+from mlgitops.split import SplitError, check_stratifiable
 from mlgitops.tools import tool
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,9 @@ def propose_column(name: str, values: pd.Series, *, rows: int) -> tuple[dict[str
             spec = {"dtype": "int", "role": "identifier", **spec}
             reason = "distinct whole numbers, a row number or key"
     elif pd.to_numeric(present, errors="coerce").notna().all():
-        reals = pd.to_numeric(present).astype(float)
+        # Python's float() parses the exact nearest double; pd.to_numeric can be one unit in
+        # the last place off, and a min or max one ulp inside the data refuses its own table.
+        reals = present.astype(float)
         spec = {"dtype": "float", **spec, "min": float(reals.min()), "max": float(reals.max())}
         reason = f"numbers in [{reals.min():.6g}, {reals.max():.6g}]"
     elif _is_date(present):
@@ -256,6 +259,29 @@ def review_lines(proposal: Proposal) -> list[str]:
     return lines
 
 
+def _check_split(
+    frame: pd.DataFrame, parsed: Params, proposal: Proposal, *, inferred: bool
+) -> None:
+    """Refuse a table the proposed split cannot split, before `dvc repro` would."""
+    split = parsed.prepare.split
+    if proposal.contract["task"] != "classification" or not split.stratify:
+        return
+    target = parsed.contract.target
+    fix = "add rows, or drop or merge the rare classes in the CSV"
+    if inferred and proposal.contract["columns"][target]["dtype"] == "int":
+        fix += (
+            f"; '{target}' was read as classification because it holds at most "
+            f"{MAX_INTEGER_CLASSES} distinct whole numbers: if it is a quantity, adopt it with "
+            "--task regression (make adopt ... TASK=regression)"
+        )
+    try:
+        # prepare drops duplicate rows before it splits; count the classes it will see.
+        rows = frame.drop_duplicates() if parsed.prepare.drop_duplicate_rows else frame
+        check_stratifiable(rows[target], test_size=split.test_size, target=target, fix=fix)
+    except SplitError as error:
+        raise AdoptError(str(error)) from error
+
+
 def adopt(
     data: Path,
     *,
@@ -282,6 +308,7 @@ def adopt(
     _, report = check_table(frame, parsed.contract)
     if not report["valid"]:
         raise AdoptError(violation_message(report, str(data)))
+    _check_split(frame, parsed, proposal, inferred=task is None)
     write_params(params, template_path, data=data.name)
     raw = repo / RAW_DATA_PATH
     if data.resolve() != raw.resolve():

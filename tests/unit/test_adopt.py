@@ -4,13 +4,15 @@ types and roles the table's own contract gave it; a table it cannot adopt is nam
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlgitops.adopt import AdoptError, propose_contract, propose_params
+from mlgitops.adopt import AdoptError, adopt, propose_column, propose_contract, propose_params
 from mlgitops.cli import main
 from mlgitops.contract.check import check_table
 from mlgitops.params import parse_params
@@ -78,3 +80,45 @@ def test_init_error_is_one_line_without_traceback(tmp_path, caplog, capsys):
     assert "'c' is not a column" in caplog.text, caplog.text
     assert "Traceback" not in caplog.text + capsys.readouterr().err
     assert not (tmp_path / "params.yaml").exists(), "a failed init wrote params"
+
+
+@given(
+    classes=st.integers(min_value=3, max_value=20),
+    rare=st.integers(min_value=1, max_value=3),
+    seed=st.integers(0, 2**16),
+)
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_a_target_the_split_cannot_stratify_is_refused_at_adoption(
+    tmp_path_factory, classes, rare, seed
+):
+    # Given an integer target read as classification with `rare` classes of one row, when the
+    # table is adopted, then init refuses before writing params, naming the target and the way
+    # out (--task regression) instead of leaving `dvc repro` to crash in prepare; with
+    # --task regression the same table is adopted.
+    rare = min(rare, classes - 2)
+    rng = np.random.default_rng(seed)
+    common = rng.integers(0, classes - rare, size=200).tolist()
+    labels = common + list(range(classes - rare, classes))[:rare]
+    repo = tmp_path_factory.mktemp("repo")
+    data = repo / "my.csv"
+    pd.DataFrame({"x": rng.normal(size=len(labels)), "y": labels}).to_csv(data, index=False)
+    with pytest.raises(AdoptError, match=r"'y'.*--task regression"):
+        adopt(data, target="y", task=None, repo=repo, params_path=Path("params.yaml"), track=False)
+    assert not (repo / "params.yaml").exists(), "a refused table wrote params"
+    proposal = adopt(
+        data, target="y", task="regression", repo=repo, params_path=Path("params.yaml"), track=False
+    )
+    assert proposal.contract["task"] == "regression"
+
+
+@given(values=st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=3))
+def test_a_float_column_keeps_its_exact_bounds(values):
+    # Given any doubles written to CSV at full precision, the proposed min and max are the exact
+    # values, so the contract accepts the very rows it was proposed from.
+    text = pd.Series([repr(v) for v in values], dtype=object)
+    spec, _ = propose_column("x", text, rows=len(text))
+    if spec["dtype"] == "float":
+        assert spec["min"] == min(values)
+        assert spec["max"] == max(values)

@@ -11,6 +11,7 @@ from sklearn.model_selection import train_test_split
 from mlgitops.config import PrepareParams, SplitParams, load_pipeline_params
 from mlgitops.contract import ContractParams
 from mlgitops.contract.check import load_valid_table, write_table
+from mlgitops.split import check_stratifiable
 from mlgitops.stages.common import run_stage, stage_parser
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,13 @@ def split(
     stratify = (
         frame[contract.target] if split.stratify and contract.task == "classification" else None
     )
+    if stratify is not None:
+        check_stratifiable(
+            stratify,
+            test_size=split.test_size,
+            target=contract.target,
+            fix="add rows, drop or merge the rare classes, or set prepare.split.stratify: false",
+        )
     train, test = train_test_split(
         frame, test_size=split.test_size, random_state=seed, stratify=stratify
     )
