@@ -22,9 +22,10 @@ from typing import Any
 import httpx
 
 from mlgitops.deploy.local import free_port, stop_process_group
+from mlgitops.infra.stack import TEMPLATE_PATH
 
 STARTUP_SECONDS = 60
-TEMPLATE = Path(__file__).parents[1] / "deploy" / "aws" / "mlgitops.yaml"
+TEMPLATE = Path(__file__).parents[1] / TEMPLATE_PATH
 # The repository the test stack's roles trust.
 STACK, OWNER, REPOSITORY = "mlgitops-test", "acme-ml", "churn-model"
 REGION = "us-east-1"

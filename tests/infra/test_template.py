@@ -19,9 +19,10 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpers import require_tool
+from helpers import PROJECT_ROOT, require_tool
+from mlgitops.infra.stack import TEMPLATE_PATH
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "aws" / "mlgitops.yaml"
+TEMPLATE = PROJECT_ROOT / TEMPLATE_PATH
 ISSUER = "token.actions.githubusercontent.com"
 
 

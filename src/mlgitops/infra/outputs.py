@@ -61,16 +61,29 @@ def setup_from_outputs(outputs: Mapping[str, str]) -> Setup:
     )
 
 
-def describe(cloudformation: Any, stack: str) -> dict[str, str]:
-    """The outputs of a deployed stack, from a boto3 CloudFormation client."""
+def find_stack(cloudformation: Any, stack: str) -> dict[str, Any] | None:
+    """The stack's description, or None when the account has no stack of that name.
+
+    Raises:
+        StackError: when the stack cannot be read (credentials, permissions, the endpoint).
+    """
     from botocore.exceptions import ClientError
 
     try:
         (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as error:
-        raise StackError(
-            f"cannot read stack {stack!r}: {error.response['Error'].get('Message', error)}"
-        ) from error
+        message = str(error.response["Error"].get("Message", error))
+        if error.response["Error"].get("Code") == "ValidationError" and "does not exist" in message:
+            return None
+        raise StackError(f"cannot read stack {stack!r}: {message}") from error
+    return dict(found)
+
+
+def describe(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The outputs of a deployed stack, from a boto3 CloudFormation client."""
+    found = find_stack(cloudformation, stack)
+    if found is None:
+        raise StackError(f"stack {stack!r} does not exist: deploy it first (see docs/infra.md)")
     status = found["StackStatus"]
     if status not in READY:
         raise StackError(f"stack {stack!r} is {status}: expected one of {', '.join(sorted(READY))}")

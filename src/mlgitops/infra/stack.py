@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlgitops.infra.outputs import StackError
+from mlgitops.infra.outputs import StackError, find_stack
 
 TEMPLATE_PATH = Path("deploy/aws/mlgitops.yaml")
 # GitHub's own rules for an owner and a repository name; the template refuses the rest too.
@@ -72,13 +72,9 @@ class ChangeSet:
 
 
 def _exists(cloudformation: Any, stack: str) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        (found,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError:
-        return False
-    return found["StackStatus"] != "REVIEW_IN_PROGRESS"
+    """Whether the stack was created (a change set under review creates none yet)."""
+    found = find_stack(cloudformation, stack)
+    return found is not None and found["StackStatus"] != "REVIEW_IN_PROGRESS"
 
 
 def _wait(describe: Any, key: str, done: set[str], failed: set[str]) -> dict[str, Any]:
