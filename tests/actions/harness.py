@@ -28,6 +28,8 @@ from helpers import PROJECT_ROOT, run
 STAND_INS = Path(__file__).resolve().parent / "stand_ins"
 WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 REPOSITORY = "octo/mlgitops-demo"
+# The Makefile's environment of checkov, which `make test` builds before the tests run.
+CHECKOV_ENV = PROJECT_ROOT / ".tools" / "checkov"
 USES = re.compile(r"uses:\s*([\w.-]+/[\w.-]+)@([0-9a-f]{40})")
 STAND_IN_FOR = {
     "actions/checkout": "checkout",
@@ -159,6 +161,7 @@ class Repository:
             "MLGITOPS_ACT_ARTIFACTS": str(self.state.artifacts),
             "MLGITOPS_ACT_STAND_INS": str(STAND_INS),
             "MLGITOPS_ACT_BASE_VENV": sys.prefix,
+            "MLGITOPS_ACT_BASE_CHECKOV": str(CHECKOV_ENV) if CHECKOV_ENV.is_dir() else "",
             "MLGITOPS_ACT_DVC_REMOTE": str(self.dvc_remote),
             "DVC_NO_ANALYTICS": "1",
             "BENTOML_DO_NOT_TRACK": "True",

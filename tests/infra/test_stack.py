@@ -175,6 +175,40 @@ def test_a_change_set_deploys_the_stack_with_the_projects_retention(
     assert (given["GitHubOwner"], given["GitHubRepository"]) == (OWNER, REPOSITORY)
 
 
+def test_a_reviewed_change_set_leaves_nothing_and_the_merge_creates_the_stack(
+    aws_env: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pull request's preview of a stack that does not exist yet
+    monkeypatch.setenv("GITHUB_REPOSITORY", f"{OWNER}/{REPOSITORY}")
+    cloudformation = aws_env.client("cloudformation")
+    preview = run(["mlgitops", "infra", "change-set", "--stack", "reviewed"], PROJECT_ROOT)
+    # Then it was described, and no live stack and no change set are left in the account
+    assert "Add DvcRemoteBucket" in preview.stdout
+    live = [
+        s["StackName"]
+        for s in cloudformation.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+    assert "reviewed" not in live
+    # And the merge's change set creates it; a later preview is an update that changes nothing
+    command = ["mlgitops", "infra", "change-set", "--stack", "reviewed", "--execute"]
+    assert "stack reviewed: CREATE_COMPLETE" in run(command, PROJECT_ROOT).stdout
+    # (a pull request touching params.yaml but not the retention: CloudFormation refuses a
+    # change set without changes, which is not a failure of the pull request)
+    again = run(["mlgitops", "infra", "change-set", "--stack", "reviewed"], PROJECT_ROOT)
+    assert "No changes." in again.stdout
+    merged = ["mlgitops", "infra", "change-set", "--stack", "reviewed", "--execute"]
+    assert "stack reviewed: unchanged" in run(merged, PROJECT_ROOT).stdout
+    (stack,) = cloudformation.describe_stacks(StackName="reviewed")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    waiting = [
+        c["ChangeSetName"]
+        for c in cloudformation.list_change_sets(StackName="reviewed")["Summaries"]
+        if c["ExecutionStatus"] != "EXECUTE_COMPLETE"
+    ]
+    assert not waiting, "a preview's change set was left for someone to execute"
+
+
 @pytest.mark.parametrize("repository", ["acme/*", "*/churn", "acme", "acme/churn/extra", ""])
 def test_a_change_set_refuses_a_repository_that_would_widen_the_trust(
     repository: str, aws_env: S3Server

@@ -29,12 +29,20 @@ def _outputs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _change_set_name() -> str:
+    """Unique per workflow run and attempt (a re-run must not collide with the first run's)."""
+    sha, run_id = os.environ.get("GITHUB_SHA", ""), os.environ.get("GITHUB_RUN_ID", "")
+    if sha and run_id:
+        return f"mlgitops-{sha[:12]}-{run_id}-{os.environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    return f"mlgitops-{dt.datetime.now(dt.UTC).strftime('%Y%m%d%H%M%S%f')}"
+
+
 def _change_set(args: argparse.Namespace) -> int:
     import boto3
 
     from mlgitops.github import step_summary
     from mlgitops.infra.outputs import StackError
-    from mlgitops.infra.stack import StackParameters, create_change_set, execute
+    from mlgitops.infra.stack import StackParameters, create_change_set, discard, execute
     from mlgitops.params import load_params
     from mlgitops.sections import ParamsError
 
@@ -45,15 +53,16 @@ def _change_set(args: argparse.Namespace) -> int:
             create_oidc_provider=args.create_oidc_provider,
         )
         client = boto3.client("cloudformation", region_name=args.region)
-        stamp = os.environ.get("GITHUB_SHA") or dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
         change_set = create_change_set(
-            client, args.stack, args.template.read_text(), parameters, name=f"mlgitops-{stamp[:12]}"
+            client, args.stack, args.template.read_text(), parameters, name=_change_set_name()
         )
         summary = change_set.markdown(args.stack)
         print(summary, end="")
         step_summary(summary)
         if args.execute:
             print(f"stack {args.stack}: {execute(client, args.stack, change_set)}")
+        else:
+            discard(client, args.stack, change_set)
     except (StackError, ParamsError, OSError) as error:
         logger.error("%s", error)
         return 1

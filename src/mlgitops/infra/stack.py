@@ -22,6 +22,8 @@ REPOSITORY = re.compile(
     r"(?P<owner>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<name>[A-Za-z0-9._-]{1,100})"
 )
 WAIT_SECONDS = 1800
+# How CloudFormation words the refusal of a change set that would change nothing.
+NO_CHANGES = ("didn't contain changes", "No updates are to be performed")
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,11 @@ class ChangeSet:
 
     id: str
     changes: list[str]
+    # CREATE when the stack did not exist: CloudFormation then holds an empty stack in
+    # REVIEW_IN_PROGRESS until the change set is executed or that stack is deleted.
+    creates_stack: bool = False
+    # CloudFormation refuses a change set that changes nothing; it is kept only to be deleted.
+    empty: bool = False
 
     def markdown(self, stack: str) -> str:
         """The change set as a job-summary section."""
@@ -74,7 +81,10 @@ class ChangeSet:
 def _exists(cloudformation: Any, stack: str) -> bool:
     """Whether the stack was created (a change set under review creates none yet)."""
     found = find_stack(cloudformation, stack)
-    return found is not None and found["StackStatus"] != "REVIEW_IN_PROGRESS"
+    return found is not None and found["StackStatus"] not in {
+        "REVIEW_IN_PROGRESS",
+        "DELETE_COMPLETE",
+    }
 
 
 def _wait(describe: Any, key: str, done: set[str], failed: set[str]) -> dict[str, Any]:
@@ -101,24 +111,46 @@ def create_change_set(
         TemplateBody=template,
         Parameters=parameters.as_cloudformation(),
         Capabilities=["CAPABILITY_NAMED_IAM"],
-        ChangeSetType="UPDATE" if _exists(cloudformation, stack) else "CREATE",
+        ChangeSetType="UPDATE" if (update := _exists(cloudformation, stack)) else "CREATE",
     )
     described = _wait(
         lambda: cloudformation.describe_change_set(ChangeSetName=created["Id"], StackName=stack),
         "Status",
-        done={"CREATE_COMPLETE"},
-        failed={"FAILED"},
+        done={"CREATE_COMPLETE", "FAILED"},
+        failed=set(),
     )
+    if described["Status"] == "FAILED":
+        reason = described.get("StatusReason", "")
+        if not any(phrase in reason for phrase in NO_CHANGES):
+            raise StackError(f"CloudFormation reports FAILED: {reason}")
+        # A pull request touching params.yaml but not the retention: nothing to change.
+        return ChangeSet(id=created["Id"], changes=[], empty=True)
     changes = [
         f"{c['ResourceChange']['Action']} {c['ResourceChange']['LogicalResourceId']} "
         f"({c['ResourceChange']['ResourceType']})"
         for c in described.get("Changes", [])
     ]
-    return ChangeSet(id=created["Id"], changes=changes)
+    return ChangeSet(id=created["Id"], changes=changes, creates_stack=not update)
+
+
+def discard(cloudformation: Any, stack: str, change_set: ChangeSet) -> None:
+    """Delete a change set that was only for review, and the empty stack a CREATE one made.
+
+    A pull request's preview then leaves nothing in the account: the merge's own change set
+    creates the stack, and a closed pull request leaves no stack in REVIEW_IN_PROGRESS.
+    """
+    cloudformation.delete_change_set(ChangeSetName=change_set.id, StackName=stack)
+    if change_set.creates_stack:
+        found = find_stack(cloudformation, stack)
+        if found is not None and found["StackStatus"] == "REVIEW_IN_PROGRESS":
+            cloudformation.delete_stack(StackName=stack)
 
 
 def execute(cloudformation: Any, stack: str, change_set: ChangeSet) -> str:
     """Execute the change set and wait for the stack; its final status."""
+    if change_set.empty:
+        discard(cloudformation, stack, change_set)
+        return "unchanged"
     cloudformation.execute_change_set(ChangeSetName=change_set.id, StackName=stack)
     described = _wait(
         lambda: cloudformation.describe_stacks(StackName=stack)["Stacks"][0],

@@ -108,6 +108,12 @@ def setup_python() -> None:
             target.write_bytes(text)
         target.chmod(0o755)
     (venv / ".installed").touch()
+    # checkov's own environment (the Makefile's .tools/checkov), built once by `make test`:
+    # the pip cache of setup-python spares a runner the same download.
+    checkov = env("MLGITOPS_ACT_BASE_CHECKOV")
+    if checkov:
+        (workspace / ".tools").mkdir(exist_ok=True)
+        (workspace / ".tools" / "checkov").symlink_to(checkov, target_is_directory=True)
 
 
 def artifact_dir(run_id: str, name: str) -> Path:
