@@ -289,10 +289,9 @@ def score(
         return {**existing, "rewritten": False}
     # The same input and model get the same run id, so a rerun writes the same bytes.
     run_id = run_id or identity[:16]
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     parent, name = str(PurePosixPath(path).parent), PurePosixPath(path).name
     temporary = f"{parent}/.{name}.partial-{run_id}"
-    temporary_url = temporary if protocol in {"file", "local"} else f"{protocol}://{temporary}"
+    temporary_url = fs.unstrip_protocol(temporary)
     if fs.exists(temporary):
         fs.rm(temporary, recursive=True)
     fs.makedirs(temporary, exist_ok=True)
@@ -309,7 +308,7 @@ def score(
             "replacing %s (%s)", output_url, "another input or model" if existing else "partial"
         )
         fs.rm(path, recursive=True)
-    fs.mv(temporary, path, recursive=True)
+    _move(fs, temporary, path)
     seconds = time.perf_counter() - started
     summary = summarize(results, seconds=seconds)
     summary.update(
@@ -327,6 +326,18 @@ def score(
     # Written last: its presence is what makes the output complete.
     fs.pipe_file(f"{path}/{MARKER}", (json.dumps(summary, indent=2) + "\n").encode())
     return {**summary, "rewritten": True}
+
+
+def _move(fs: Any, source: str, target: str) -> None:
+    """Move a folder: one rename on a local disk; on object storage, file by file."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if isinstance(fs, LocalFileSystem):
+        fs.mv(source, target, recursive=True)
+        return
+    for path in fs.find(source):
+        fs.copy(path, f"{target}/{path[len(source) :].lstrip('/')}")
+    fs.rm(source, recursive=True)
 
 
 def summarize(results: list[dict], *, seconds: float) -> dict[str, Any]:
