@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlgitops.contract import ContractParams
 from mlgitops.contract.check import check_rows, feature_frame, request_schema
 from mlgitops.scoring.model import PinnedModel, ScoringError
 
@@ -110,9 +111,12 @@ def read_partitions(url: str, *, partition_bytes: int) -> list[Any]:
     return parts
 
 
-def _stripped(frame: pd.DataFrame, features: tuple[str, ...]) -> pd.DataFrame:
-    """Feature text without surrounding blanks, as `read_table` reads the training data."""
-    for name in features:
+def _stripped(frame: pd.DataFrame, contract: ContractParams) -> pd.DataFrame:
+    """Category and bool text without surrounding blanks, as `read_table` reads training data.
+
+    Numbers are left alone: their parsing ignores the blanks anyway.
+    """
+    for name in contract.categorical_features:
         if name in frame.columns and frame[name].dtype == object:
             frame[name] = frame[name].str.strip()
     return frame
@@ -124,7 +128,7 @@ def score_partition(frame: pd.DataFrame, number: int, model: PinnedModel, job: J
     Writes `scored/part-NNNNN.parquet` (always, so an empty table still has its columns) and
     `quarantine/part-NNNNN.parquet` when a row failed.
     """
-    frame = _stripped(frame.reset_index(drop=True), job.features)
+    frame = _stripped(frame.reset_index(drop=True), model.predictor.contract)
     row_ids = (np.int64(number) << ROW_BITS) + np.arange(len(frame), dtype=np.int64)
     predictor = model.predictor
     valid, rejected = check_rows(frame, request_schema(predictor.contract), predictor.contract)

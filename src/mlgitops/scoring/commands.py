@@ -22,6 +22,14 @@ def _score(args: argparse.Namespace) -> int:
     from mlgitops.scoring.model import ScoringError, load_pinned_model
     from mlgitops.sections import ParamsError
 
+    for option, value in (("--input", args.input), ("--output", args.output)):
+        if not value.strip():
+            logger.error(
+                "%s: expected a path or URL, got nothing (in score.yml: the workflow input, "
+                "or vars.MLGITOPS_SCORE_INPUT_URL / MLGITOPS_SCORE_OUTPUT_URL)",
+                option,
+            )
+            return 2
     try:
         params = load_params(args.repo / args.params)
         model = load_pinned_model(args.repo, params.contract, model=args.model)
