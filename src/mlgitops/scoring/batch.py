@@ -99,15 +99,19 @@ def input_fingerprint(url: str) -> str:
 
 def read_partitions(url: str, *, partition_bytes: int) -> list[Any]:
     """The input's partitions, as Dask delayed pandas frames (CSV cells as text)."""
+    import dask
     import dask.dataframe as dd
 
-    if input_format(url) == "csv":
-        frame = dd.read_csv(
-            url, dtype=str, blocksize=partition_bytes, keep_default_na=True, encoding="utf-8"
-        )
-    else:
-        frame = dd.read_parquet(url)
-    parts: list[Any] = frame.to_delayed()
+    # Text as Python strings, as the training data is read: Dask would make them pyarrow
+    # strings, which the pipeline's encoders handle 3x slower.
+    with dask.config.set({"dataframe.convert-string": False}):
+        if input_format(url) == "csv":
+            frame = dd.read_csv(
+                url, dtype=str, blocksize=partition_bytes, keep_default_na=True, encoding="utf-8"
+            )
+        else:
+            frame = dd.read_parquet(url)
+        parts: list[Any] = frame.to_delayed()
     return parts
 
 
@@ -117,7 +121,9 @@ def _stripped(frame: pd.DataFrame, contract: ContractParams) -> pd.DataFrame:
     Numbers are left alone: their parsing ignores the blanks anyway.
     """
     for name in contract.categorical_features:
-        if name in frame.columns and frame[name].dtype == object:
+        if name in frame.columns and (
+            frame[name].dtype == object or isinstance(frame[name].dtype, pd.StringDtype)
+        ):
             frame[name] = frame[name].str.strip()
     return frame
 
