@@ -13,10 +13,10 @@ from mlgitops.contract import NUMERIC_DTYPES, ColumnSpec, ContractParams
 from mlgitops.params import Params
 from mlgitops.scoring.model import PinnedModel, load_pinned_model
 
-# Enough rows for several partitions at SMALL_PARTITION bytes each.
 ROWS = 1_200
-SMALL_PARTITION = 64 * 1024
 BAD_SHARE = 0.05
+# The input is read in about this many partitions, however wide the adopted table is.
+PARTITIONS = 4
 
 
 @pytest.fixture(scope="session")
@@ -78,6 +78,12 @@ def input_csv(injected: Injected, tmp_path_factory: pytest.TempPathFactory) -> P
     path = tmp_path_factory.mktemp("scoring-input") / "rows.csv"
     injected.table.to_csv(path, index=False, lineterminator="\n")
     return path
+
+
+@pytest.fixture(scope="session")
+def partition_bytes(input_csv: Path) -> int:
+    """A CSV block size that cuts the input into about PARTITIONS partitions."""
+    return input_csv.stat().st_size // PARTITIONS + 1
 
 
 def part_bytes(folder: Path) -> dict[str, bytes]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SMALL_PARTITION, Injected, part_bytes
+from conftest import Injected, part_bytes
 from mlgitops.cli import main
 from mlgitops.contract.check import check_table, feature_frame
 from mlgitops.params import Params
@@ -34,10 +34,13 @@ def _positions(scored: pd.DataFrame, quarantined: pd.DataFrame) -> dict[int, int
 
 @pytest.fixture(scope="module")
 def scored_output(
-    input_csv: Path, pinned: PinnedModel, tmp_path_factory: pytest.TempPathFactory
+    input_csv: Path,
+    pinned: PinnedModel,
+    partition_bytes: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, dict]:
     output = tmp_path_factory.mktemp("scoring-output") / "scores"
-    summary = score(str(input_csv), str(output), model=pinned, partition_bytes=SMALL_PARTITION)
+    summary = score(str(input_csv), str(output), model=pinned, partition_bytes=partition_bytes)
     return output, summary
 
 
@@ -81,12 +84,14 @@ def test_predictions_are_the_services(scored_output, injected: Injected, pinned:
     assert set(scored["run_id"]) == {summary["run_id"]}, "every row names the run"
 
 
-def test_a_rerun_does_not_rewrite_a_complete_output(scored_output, input_csv, pinned):
+def test_a_rerun_does_not_rewrite_a_complete_output(
+    scored_output, input_csv, pinned, partition_bytes
+):
     # Given a complete output of this input and model
     output, first = scored_output
     before = {p: p.stat().st_mtime_ns for p in output.rglob("*")}
     # When it is scored again
-    again = score(str(input_csv), str(output), model=pinned, partition_bytes=SMALL_PARTITION)
+    again = score(str(input_csv), str(output), model=pinned, partition_bytes=partition_bytes)
     # Then nothing is written, and the summary is the first run's
     assert again["rewritten"] is False, "a complete output is left as it is"
     assert {p: p.stat().st_mtime_ns for p in output.rglob("*")} == before, "files changed"
@@ -95,7 +100,9 @@ def test_a_rerun_does_not_rewrite_a_complete_output(scored_output, input_csv, pi
     }
 
 
-def test_a_partial_output_is_replaced_never_mixed(scored_output, input_csv, pinned, tmp_path):
+def test_a_partial_output_is_replaced_never_mixed(
+    scored_output, input_csv, pinned, partition_bytes, tmp_path
+):
     # Given what a killed run leaves: an output without its marker, holding a stray part, and
     # its temporary sibling
     complete, first = scored_output
@@ -108,7 +115,7 @@ def test_a_partial_output_is_replaced_never_mixed(scored_output, input_csv, pinn
     (leftover / SCORED_DIR).mkdir(parents=True)
     (leftover / SCORED_DIR / "part-00000.parquet").write_bytes(b"half a file")
     # When the input is scored into it
-    summary = score(str(input_csv), str(output), model=pinned, partition_bytes=SMALL_PARTITION)
+    summary = score(str(input_csv), str(output), model=pinned, partition_bytes=partition_bytes)
     # Then the output is replaced whole: the same bytes as a clean run, the marker back
     assert summary["rewritten"] is True, "a partial output is rewritten"
     assert part_bytes(output) == part_bytes(complete), "the output mixes runs"
@@ -162,8 +169,9 @@ def test_a_model_that_differs_from_dvc_lock_is_refused(trained_project, params: 
     [("rows.json", "expected a CSV"), ("missing.csv", "no input at")],
 )
 def test_an_input_that_cannot_be_read_is_named(pinned, tmp_path, name, message):
+    partition_bytes = 1 << 20
     path = tmp_path / name
     if name.endswith(".json"):
         path.write_text("{}")
     with pytest.raises(ScoringError, match=message):
-        score(str(path), str(tmp_path / "out"), model=pinned, partition_bytes=SMALL_PARTITION)
+        score(str(path), str(tmp_path / "out"), model=pinned, partition_bytes=partition_bytes)

@@ -8,7 +8,7 @@ import pytest
 from cluster import dask_cluster
 from counting import CountingPipeline
 
-from conftest import SMALL_PARTITION, part_bytes
+from conftest import part_bytes
 from mlgitops.scoring.batch import score
 from mlgitops.scoring.model import PinnedModel
 from mlgitops.serving.predictor import Predictor
@@ -18,7 +18,7 @@ HERE = Path(__file__).parent
 
 
 def test_a_cluster_scores_as_embedded_and_gets_the_model_once(
-    input_csv: Path, pinned: PinnedModel, tmp_path: Path
+    input_csv: Path, pinned: PinnedModel, partition_bytes: int, tmp_path: Path
 ):
     # Given the pinned model wrapped so that each pickling in this process is counted
     predictor = pinned.predictor
@@ -31,7 +31,7 @@ def test_a_cluster_scores_as_embedded_and_gets_the_model_once(
         pinned.md5,
     )
     embedded = tmp_path / "embedded"
-    first = score(str(input_csv), str(embedded), model=counted, partition_bytes=SMALL_PARTITION)
+    first = score(str(input_csv), str(embedded), model=counted, partition_bytes=partition_bytes)
     assert CountingPipeline.pickled == 0, "the threaded scheduler shares the model, never pickles"
     # When the same input is scored on a scheduler with two worker processes
     with dask_cluster(2, log_dir=tmp_path, pythonpath=HERE) as address:
@@ -41,7 +41,7 @@ def test_a_cluster_scores_as_embedded_and_gets_the_model_once(
             str(on_cluster),
             model=counted,
             scheduler=address,
-            partition_bytes=SMALL_PARTITION,
+            partition_bytes=partition_bytes,
         )
     # Then the model left this process once for all partitions (scattered, not per task)
     assert summary["partitions"] > 2, "enough partitions that a per-task copy would show"
@@ -53,7 +53,7 @@ def test_a_cluster_scores_as_embedded_and_gets_the_model_once(
     assert part_bytes(on_cluster) == part_bytes(embedded), "cluster and embedded outputs differ"
 
 
-def test_a_scheduler_that_does_not_answer_is_named(input_csv, pinned, tmp_path):
+def test_a_scheduler_that_does_not_answer_is_named(input_csv, pinned, partition_bytes, tmp_path):
     from mlgitops.deploy.local import free_port
     from mlgitops.scoring.model import ScoringError
 
@@ -64,5 +64,5 @@ def test_a_scheduler_that_does_not_answer_is_named(input_csv, pinned, tmp_path):
             str(tmp_path / "out"),
             model=pinned,
             scheduler=address,
-            partition_bytes=SMALL_PARTITION,
+            partition_bytes=partition_bytes,
         )
