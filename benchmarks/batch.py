@@ -10,7 +10,7 @@ each size, synthetic rows shaped like the contract are written as a CSV once, th
 
 Each measurement runs in a process of its own, so its peak memory (the largest resident set
 of that process and of the worker processes it started) is its own. Every run's predictions
-are compared with the baseline's, row by row.
+are compared with the baseline's, row by row; the benchmark exits 1 when any differ.
 """
 
 from __future__ import annotations
@@ -199,7 +199,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {size:,} | {mib:.0f} | {mode} | {seconds:.2f} | {rate:,.0f} | {ratio:.2f}x "
             f"| {peak:.0f} | {parts} | {same} |"
         )
-    return 0
+    differ = [f"{size:,} {mode}" for size, _, mode, *_, same in rows_out if same != "yes"]
+    if differ:
+        print(f"predictions differ from the baseline: {', '.join(differ)}", file=sys.stderr)
+    return 1 if differ else 0
 
 
 if __name__ == "__main__":

@@ -175,3 +175,17 @@ def test_an_input_that_cannot_be_read_is_named(pinned, tmp_path, name, message):
         path.write_text("{}")
     with pytest.raises(ScoringError, match=message):
         score(str(path), str(tmp_path / "out"), model=pinned, partition_bytes=partition_bytes)
+
+
+def test_a_missing_feature_column_quarantines_every_row(injected, pinned, tmp_path):
+    # Given the input without one of the features
+    missing = pinned.predictor.contract.features[0]
+    path = tmp_path / "rows.csv"
+    injected.table.drop(columns=[missing]).to_csv(path, index=False)
+    # When it is scored
+    summary = score(str(path), str(tmp_path / "out"), model=pinned, partition_bytes=1 << 20)
+    # Then no row is lost or scored, and the reason names the column
+    assert summary["scored"] == 0
+    assert summary["quarantined"] == summary["rows_in"] == len(injected.table)
+    (reason,) = summary["quarantined_by_reason"]
+    assert reason.startswith(f"{missing}: "), reason

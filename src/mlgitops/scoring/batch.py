@@ -138,9 +138,10 @@ def score_partition(frame: pd.DataFrame, number: int, model: PinnedModel, job: J
     row_ids = (np.int64(number) << ROW_BITS) + np.arange(len(frame), dtype=np.int64)
     predictor = model.predictor
     valid, rejected = check_rows(frame, request_schema(predictor.contract), predictor.contract)
-    features = feature_frame(valid, predictor.contract)
-    outputs = predictor.outputs(features) if len(features) else None
-    unknown = sum(1 for w in predictor.warnings(features) if w) if len(features) else 0
+    # With no valid row (every row refused, say for a missing column) nothing is scored.
+    features = feature_frame(valid, predictor.contract) if len(valid) else None
+    outputs = predictor.outputs(features) if features is not None else None
+    unknown = sum(1 for w in predictor.warnings(features) if w) if features is not None else 0
     columns: dict[str, Any] = {"row_id": pa.array(row_ids[valid.index.to_numpy()])}
     if predictor.classes is None:
         columns["prediction"] = pa.array(outputs.predictions if outputs else [], pa.float64())
@@ -153,7 +154,7 @@ def score_partition(frame: pd.DataFrame, number: int, model: PinnedModel, job: J
             else np.empty(0, dtype=np.float64)
         )
         columns["probabilities"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), width)
-    count = len(features)
+    count = len(valid)
     columns["model_md5"] = pa.array([job.model_md5] * count, pa.string())
     columns["run_id"] = pa.array([job.run_id] * count, pa.string())
     _write(pa.table(columns), f"{job.output}/{SCORED_DIR}/part-{number:05d}.parquet")

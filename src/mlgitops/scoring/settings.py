@@ -15,4 +15,4 @@ class ScoreParams(Section):
     scheduler: str | None = None
     # A CSV input is read in blocks of this many bytes (one partition each); a Parquet input
     # keeps its files' row groups. Peak memory grows with this, not with the table.
-    partition_bytes: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    partition_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
