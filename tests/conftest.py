@@ -38,6 +38,7 @@ TIERS = (
     "adoption",
     "actions",
     "infra",
+    "scoring",
 )
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

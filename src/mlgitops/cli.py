@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "mlgitops.deploy.commands",  # deploy and its sub-commands, rollback
     "mlgitops.monitor.commands",
     "mlgitops.infra.commands",  # infra outputs
+    "mlgitops.scoring.commands",  # score, deployed-commit
 )
 
 

@@ -16,16 +16,18 @@ from mlgitops.layout import PARAMS_PATH
 from mlgitops.metrics import METRICS_BY_TASK
 from mlgitops.monitor.settings import MonitorParams
 from mlgitops.report.settings import GatesParams
+from mlgitops.scoring.settings import ScoreParams
 from mlgitops.serving.settings import ServeParams
 
 
 class Params(PipelineParams):
-    """Everything in `params.yaml`: what the CLI, the report, packaging, deploy and monitor read."""
+    """Everything in `params.yaml`: what the CLI, report, packaging, deploy, monitor, score read."""
 
     gates: GatesParams = GatesParams()
     serve: ServeParams = ServeParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
+    score: ScoreParams = ScoreParams()
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 

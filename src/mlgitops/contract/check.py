@@ -129,7 +129,8 @@ def _words_to_bools(frame: pd.DataFrame, contract: ContractParams) -> pd.DataFra
     return frame
 
 
-def _failures(error: SchemaErrors, examples: int) -> list[Failure]:
+def _failure_cases(error: SchemaErrors) -> pd.DataFrame:
+    """Pandera's failure cases, one per (column, check, row), naming the column that failed."""
     cases = error.failure_cases.copy()
     # Table-level checks name the schema in "column" and the offending column in the case.
     table_level = cases["check"].isin(list(_TABLE_CHECKS))
@@ -140,7 +141,11 @@ def _failures(error: SchemaErrors, examples: int) -> list[Failure]:
     # A value that could not be coerced also fails the dtype check and makes range checks
     # raise TypeErrors; the coercion failure alone says what is wrong.
     noise = cases["column"].isin(coerce_failed) & ~cases["check"].str.startswith("coerce_dtype")
-    cases = cases[~noise]
+    return cases[~noise]
+
+
+def _failures(error: SchemaErrors, examples: int) -> list[Failure]:
+    cases = _failure_cases(error)
     failures = []
     for (column, check), group in cases.groupby(["column", "check"], sort=False):
         rows = []
@@ -149,7 +154,9 @@ def _failures(error: SchemaErrors, examples: int) -> list[Failure]:
             row = None if index is None or pd.isna(index) else int(index) + 2  # header is line 1
             value = case["failure_case"]
             rows.append({"row": row, "value": None if pd.isna(value) else str(value)})
-        failures.append(Failure(column=column, check=str(check), count=len(group), examples=rows))
+        failures.append(
+            Failure(column=str(column), check=str(check), count=len(group), examples=rows)
+        )
     return failures
 
 
@@ -254,3 +261,82 @@ def write_table(frame: pd.DataFrame, path: Path | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(path, index=False, date_format="%Y-%m-%d", lineterminator="\n")
+
+
+def request_schema(contract: ContractParams) -> pa.DataFrameSchema:
+    """The schema each row sent for a prediction meets, as the service's request model checks it.
+
+    Only the features are checked (other columns may be present or not); a category the
+    model maps to unknown is accepted; a float must be finite; uniqueness is a property of a
+    table, not of a row, so it is not checked.
+    """
+    columns = {}
+    for name in contract.features:
+        spec = contract.columns[name]
+        update: dict[str, Any] = {"unique": False}
+        if spec.on_unknown == "map_to_unknown":
+            update["categories"] = None
+        column = _column_schema(name, spec.model_copy(update=update))
+        if spec.dtype == "float":
+            column.checks.append(
+                pa.Check(
+                    lambda s: ~s.isin([math.inf, -math.inf]),
+                    name="finite",
+                    error="values must be finite",
+                )
+            )
+        columns[name] = column
+    return pa.DataFrameSchema(columns, strict=False, ordered=False, name="request rows")
+
+
+def check_rows(
+    frame: pd.DataFrame, schema: pa.DataFrameSchema, contract: ContractParams
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Check each row of a text table against `schema` (see `request_schema`).
+
+    Returns:
+        The valid rows, typed by the contract (index kept), and one row per invalid row:
+        its index label (`row`) and the first `column` and `check` it failed.
+    """
+    candidate = _words_to_bools(frame, contract)
+    rejected: list[pd.DataFrame] = []
+    # A value that cannot be coerced hides the other checks of its column, so the rows left
+    # are checked again until they all pass; each round removes at least one row.
+    while len(candidate):
+        try:
+            return schema.validate(candidate, lazy=True), _concat_rejected(rejected)
+        except SchemaErrors as error:
+            cases = _failure_cases(error)
+        # pandera lists a missing value among the values that failed coercion; whether it
+        # may be missing is the nullable check's to say.
+        cases = cases[
+            ~(cases["check"].str.startswith("coerce_dtype") & cases["failure_case"].isna())
+        ]
+        on_rows = cases[cases["index"].notna()]
+        if len(on_rows) < len(cases) or on_rows.empty:
+            # A table-level failure (a missing column) fails every row alike.
+            first = cases[cases["index"].isna()].iloc[0] if len(on_rows) < len(cases) else None
+            column = "<table>" if first is None else str(first["column"])
+            check = "rejected by the schema" if first is None else str(first["check"])
+            rejected.append(
+                pd.DataFrame({"row": candidate.index, "column": column, "check": check})
+            )
+            break
+        first_per_row = on_rows.drop_duplicates("index")
+        rejected.append(
+            pd.DataFrame(
+                {
+                    "row": first_per_row["index"].to_numpy(),
+                    "column": first_per_row["column"].to_numpy(),
+                    "check": first_per_row["check"].astype(str).to_numpy(),
+                }
+            )
+        )
+        candidate = candidate.drop(index=pd.Index(first_per_row["index"]))
+    return candidate.iloc[:0], _concat_rejected(rejected)
+
+
+def _concat_rejected(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if not parts:
+        return pd.DataFrame({"row": [], "column": [], "check": []})
+    return pd.concat(parts, ignore_index=True)

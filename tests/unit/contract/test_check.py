@@ -153,3 +153,84 @@ def test_a_nullable_unique_column_is_unique_where_present():
     _, repeated = check_table(frame.assign(id=["p", None, "p", None]), contract)
     assert not repeated["valid"], "a repeated identifier passed"
     assert repeated["failures"][0]["column"] == "id", repeated["failures"]
+
+
+# Rows sent for a prediction: the features only, checked as the service's request model does.
+REQUEST_CONTRACT = ContractParams.model_validate(
+    {
+        "task": "classification",
+        "columns": {
+            "size": {"dtype": "float", "min": 0, "max": 10, "nullable": True},
+            "weight": {"dtype": "float"},
+            "count": {"dtype": "int", "min": 0, "unique": True},
+            "colour": {"dtype": "category", "categories": ["red", "blue"]},
+            "shade": {
+                "dtype": "category",
+                "categories": ["dark", "light"],
+                "on_unknown": "map_to_unknown",
+                "nullable": True,
+            },
+            "flag": {"dtype": "bool", "nullable": True},
+            "label": {"dtype": "category", "role": "target", "categories": ["a", "b"]},
+        },
+    }
+)
+
+
+def request_rows(**overrides: list) -> pd.DataFrame:
+    data = {
+        "size": ["1.5", None, "9", "2"],
+        "weight": ["-1e6", "0", "3.25", "7"],
+        "count": ["1", "1", "3", "4"],  # a repeat: uniqueness is a table's, not a row's
+        "colour": ["red", "blue", "red", "blue"],
+        "shade": ["dark", "ultraviolet", None, "light"],  # an unknown shade is mapped, not refused
+        "flag": ["yes", "false", None, "no"],
+    }
+    data.update(overrides)
+    return pd.DataFrame(data, dtype=object)
+
+
+def test_valid_request_rows_are_typed_without_target_or_other_columns():
+    from mlgitops.contract.check import check_rows, request_schema
+
+    rows = request_rows().assign(extra=["a", "b", "c", "d"])
+    typed, rejected = check_rows(rows, request_schema(REQUEST_CONTRACT), REQUEST_CONTRACT)
+    assert rejected.empty, rejected.to_dict("records")
+    assert typed["size"].dtype == "float64"
+    assert typed["flag"].tolist()[:2] == [True, False]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "check"),
+    [
+        ("size", "abc", "coerce_dtype"),
+        ("size", "11", "less_than_or_equal_to"),
+        ("weight", "inf", "values must be finite"),
+        ("weight", "-inf", "values must be finite"),
+        ("count", None, "not_nullable"),
+        ("colour", "green", "isin"),
+        ("flag", "perhaps", "coerce_dtype"),
+    ],
+)
+def test_each_refused_row_names_its_column_and_check(column, value, check):
+    from mlgitops.contract.check import check_rows, request_schema
+
+    # Given one bad value in row 2 (a missing size elsewhere is no coercion failure)
+    rows = request_rows()
+    rows.loc[2, column] = value
+    typed, rejected = check_rows(rows, request_schema(REQUEST_CONTRACT), REQUEST_CONTRACT)
+    # Then only that row is refused, naming the column and the check, and the others are typed
+    assert rejected["row"].tolist() == [2], rejected.to_dict("records")
+    assert rejected["column"].tolist() == [column]
+    assert rejected["check"].iloc[0].startswith(check), rejected["check"].iloc[0]
+    assert typed.index.tolist() == [0, 1, 3]
+
+
+def test_a_missing_feature_refuses_every_row():
+    from mlgitops.contract.check import check_rows, request_schema
+
+    rows = request_rows().drop(columns=["colour"])
+    typed, rejected = check_rows(rows, request_schema(REQUEST_CONTRACT), REQUEST_CONTRACT)
+    assert typed.empty
+    assert rejected["row"].tolist() == [0, 1, 2, 3]
+    assert set(rejected["column"]) == {"colour"}
