@@ -130,7 +130,8 @@ def parse_timestamp(text: str) -> dt.datetime:
     return value if value.tzinfo else value.astimezone()
 
 
-def _parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+def parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """One JSON-lines record, or None when the line is not JSON, lacks a key or a valid time."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
@@ -163,7 +164,7 @@ def read_records(paths: Iterable[Path], required: tuple[str, ...]) -> LogRead:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                record = _parse_line(line, required)
+                record = parse_line(line, required)
                 if record is None:
                     stats.corrupt_lines.append(number)
                     continue
@@ -214,19 +215,6 @@ def read_feedback(log_dir: Path) -> LogRead:
     return read_records([path] if path.exists() else [], FEEDBACK_KEYS)
 
 
-def prediction_exists(log_dir: Path, prediction_id: str) -> bool:
-    """Whether the prediction log holds `prediction_id` (a text scan, JSON-checked on a hit)."""
-    needle = f'"{prediction_id}"'
-    for path in prediction_files(log_dir):
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if needle in line:
-                    record = _parse_line(line, REQUIRED_KEYS)
-                    if record is not None and record["prediction_id"] == prediction_id:
-                        return True
-    return False
-
-
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
     """Hold the folder's lock: shared by appends, exclusive for a rewrite (any process)."""
@@ -273,48 +261,45 @@ def append_feedback(log_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def _rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
-    """Rewrite `path` with only the lines `keep` accepts; returns how many were removed."""
+def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
+    """Rewrite `path` with only the lines `keep` accepts, under the folder's exclusive lock.
+
+    The file is streamed into a temporary file (fsynced, then renamed over it), so memory
+    does not grow with the file; a file from which nothing is removed is left as it was.
+
+    Returns:
+        How many lines were removed.
+    """
     with folder_lock(path.parent, exclusive=True):
-        return _rewrite_locked(path, keep)
-
-
-def _rewrite_locked(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = handle.readlines()
-    kept = [line for line in lines if keep(_parse_line(line, ()), line)]
-    removed = len(lines) - len(kept)
-    if not removed:
-        return 0
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.writelines(kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, path.stat().st_mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            removed = 0
+            with (
+                open(path, encoding="utf-8", errors="replace") as source,
+                os.fdopen(descriptor, "w", encoding="utf-8") as target,
+            ):
+                for line in source:
+                    if keep(parse_line(line, ()), line):
+                        target.write(line)
+                    else:
+                        removed += 1
+                if removed:
+                    target.flush()
+                    os.fsync(target.fileno())
+            if removed:
+                os.chmod(temporary, path.stat().st_mode)
+                os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
     return removed
 
 
-def _all_files(log_dir: Path) -> list[Path]:
-    feedback = feedback_path(log_dir)
-    return [*prediction_files(log_dir), *([feedback] if feedback.exists() else [])]
+def older_than(cutoff: dt.datetime) -> Callable[[dict[str, Any] | None, str], bool]:
+    """What `prune` keeps: records from `cutoff` on, and every line it cannot date.
 
-
-def prune(log_dir: Path, *, retention_days: int, now: dt.datetime) -> dict[str, int]:
-    """Delete records older than `retention_days` from the prediction and feedback logs.
-
-    A line whose timestamp cannot be read is kept (and reported by `monitor drift` as corrupt):
-    retention deletes old data, never data it cannot date.
-
-    Returns:
-        Lines removed per file (files with none removed are left out).
+    Retention deletes old data, never data it cannot date (`monitor drift` reports such
+    lines as corrupt).
     """
-    cutoff = now - dt.timedelta(days=retention_days)
 
     def keep(record: dict[str, Any] | None, _line: str) -> bool:
         if record is None or "timestamp" not in record:
@@ -324,28 +309,22 @@ def prune(log_dir: Path, *, retention_days: int, now: dt.datetime) -> dict[str, 
         except ValueError:
             return True
 
-    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
-    return {path: count for path, count in removed.items() if count}
+    return keep
 
 
-def forget(log_dir: Path, prediction_ids: Iterable[str]) -> dict[str, int]:
-    """Erase every record of the given prediction ids from the prediction and feedback logs.
+def not_of(ids: set[str]) -> Callable[[dict[str, Any] | None, str], bool]:
+    """What `forget` keeps: every line but the records of `ids`.
 
     A line that is not valid JSON but mentions one of the ids is erased too: a damaged record
     of a subject is still that subject's record.
-
-    Returns:
-        Lines removed per file (files with none removed are left out).
     """
-    ids = set(prediction_ids)
 
     def keep(record: dict[str, Any] | None, line: str) -> bool:
         if record is not None and "prediction_id" in record:
             return record["prediction_id"] not in ids
         return not any(i in line for i in ids)
 
-    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
-    return {path: count for path, count in removed.items() if count}
+    return keep
 
 
 # --- the writer behind `bentoml.monitor` ---------------------------------------------
