@@ -332,12 +332,13 @@ class PredictionStore:
         A miss catches up every file first, so a line appended by a writer that died before
         it indexed the line is found.
         """
-        if self._has(prediction_id):
+        if self.holds(prediction_id):
             return True
         self.catch_up()
-        return self._has(prediction_id)
+        return self.holds(prediction_id)
 
-    def _has(self, prediction_id: str) -> bool:
+    def holds(self, prediction_id: str) -> bool:
+        """Whether the store holds `prediction_id` now (no catch-up)."""
         with self._lock:
             found = self._db.execute(
                 "SELECT 1 FROM predictions WHERE prediction_id = ? LIMIT 1", (prediction_id,)
