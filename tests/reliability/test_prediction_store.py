@@ -26,8 +26,8 @@ from pathlib import Path
 from mlgitops.prediction_log import PredictionLogMonitor, append_feedback
 from mlgitops.prediction_store import PredictionStore
 
-log_dir, worker, mode, records, seed = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-tag = sys.argv[6]
+log_dir, mode, tag = Path(sys.argv[1]), sys.argv[3], sys.argv[6]
+worker, records, seed = int(sys.argv[2]), int(sys.argv[4]), int(sys.argv[5])
 rng = random.Random(seed)
 monitor = PredictionLogMonitor("mlgitops_predictions", str(log_dir), worker=worker)
 store = PredictionStore(log_dir)
@@ -47,7 +47,8 @@ while mode == "loop" or n < records:
         time.sleep(3600)
     store.catch_up([monitor.data_path])
     if rng.random() < 0.2:
-        append_feedback(log_dir, {"prediction_id": ids[0], "label": "A", "timestamp": "2026-11-30T12:00:00+00:00"})
+        label = {"prediction_id": ids[0], "label": "A", "timestamp": "2026-11-30T12:00:00+00:00"}
+        append_feedback(log_dir, label)
         store.catch_up([log_dir / "mlgitops_feedback" / "feedback.jsonl"])
 """
 
