@@ -273,7 +273,7 @@ def measure(size: int, work: Path, seed: int, *, baseline: bool) -> list[dict[st
         other = ids[len(ids) // 3]
         started = time.perf_counter()
         removed = sum(
-            rewrite(p, not_of({other}))
+            len(rewrite(p, not_of({other})).removed)
             for p in [*prediction_files(log_dir), feedback_path(log_dir)]
         )
         row(

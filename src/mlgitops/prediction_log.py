@@ -131,7 +131,11 @@ def parse_timestamp(text: str) -> dt.datetime:
 
 
 def parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
-    """One JSON-lines record, or None when the line is not JSON, lacks a key or a valid time."""
+    """One JSON-lines record, or None when the line is not JSON, lacks a key or has a bad time.
+
+    A line without a `timestamp` is a record only when `required` does not name it (the
+    rewrites read every line, keys or not).
+    """
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
@@ -139,7 +143,8 @@ def parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
     if not isinstance(record, dict) or any(key not in record for key in required):
         return None
     try:
-        parse_timestamp(str(record["timestamp"]))
+        if "timestamp" in record:
+            parse_timestamp(str(record["timestamp"]))
     except ValueError:
         return None
     return record
@@ -261,37 +266,49 @@ def append_feedback(log_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
+@dataclass(frozen=True)
+class Rewrite:
+    """What a rewrite removed: each line's byte span in the old file, and both files' inodes."""
+
+    removed: list[tuple[int, int]]
+    old_inode: int
+    new_inode: int
+
+
+def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> Rewrite:
     """Rewrite `path` with only the lines `keep` accepts, under the folder's exclusive lock.
 
-    The file is streamed into a temporary file (fsynced, then renamed over it), so memory
-    does not grow with the file; a file from which nothing is removed is left as it was.
+    The file is streamed, byte for byte, into a temporary file (fsynced, then renamed over
+    it), so memory does not grow with the file; a file from which nothing is removed is left
+    as it was.
 
     Returns:
-        How many lines were removed.
+        The (offset, length) of each removed line in the old file, and the inodes.
     """
+    removed: list[tuple[int, int]] = []
     with folder_lock(path.parent, exclusive=True):
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            removed = 0
-            with (
-                open(path, encoding="utf-8", errors="replace") as source,
-                os.fdopen(descriptor, "w", encoding="utf-8") as target,
-            ):
-                for line in source:
+            with open(path, "rb") as source, os.fdopen(descriptor, "wb") as target:
+                old_inode = new_inode = os.fstat(source.fileno()).st_ino
+                offset = 0
+                for raw in source:
+                    line = raw.decode("utf-8", errors="replace")
                     if keep(parse_line(line, ()), line):
-                        target.write(line)
+                        target.write(raw)
                     else:
-                        removed += 1
+                        removed.append((offset, len(raw)))
+                    offset += len(raw)
                 if removed:
                     target.flush()
                     os.fsync(target.fileno())
+                    new_inode = os.fstat(target.fileno()).st_ino
             if removed:
                 os.chmod(temporary, path.stat().st_mode)
                 os.replace(temporary, path)
         finally:
             Path(temporary).unlink(missing_ok=True)
-    return removed
+    return Rewrite(removed=removed, old_inode=old_inode, new_inode=new_inode)
 
 
 def older_than(cutoff: dt.datetime) -> Callable[[dict[str, Any] | None, str], bool]:

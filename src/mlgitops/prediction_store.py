@@ -39,6 +39,7 @@ from mlgitops.prediction_log import (
     FEEDBACK_KEYS,
     REQUIRED_KEYS,
     LogError,
+    Rewrite,
     feedback_path,
     not_of,
     older_than,
@@ -55,9 +56,14 @@ STORE_FILE = "mlgitops_store.sqlite3"
 BUSY_TIMEOUT_S = 30.0
 # Rows inserted per statement while a file is indexed, so memory stays flat.
 BATCH_ROWS = 5_000
+# A rewrite removing more lines than this from a file has it indexed again (one pass)
+# rather than its rows shifted (one statement per removed line).
+FOLLOW_MAX_SPANS = 200
 # Corrupt line numbers kept per file for the report (the count is exact).
 CORRUPT_LINES_KEPT = 100
 
+# Bumped with every change of the tables: a store of another version is rebuilt.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
     file_id INTEGER PRIMARY KEY,
@@ -74,23 +80,23 @@ CREATE TABLE IF NOT EXISTS predictions (
     file_id INTEGER NOT NULL,
     offset INTEGER NOT NULL,
     prediction_id TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    model_md5 TEXT,
-    PRIMARY KEY (file_id, offset)
-) WITHOUT ROWID;
+    time_us INTEGER NOT NULL,
+    model_md5 TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS predictions_line ON predictions (file_id, offset);
 CREATE INDEX IF NOT EXISTS predictions_id ON predictions (prediction_id);
-CREATE INDEX IF NOT EXISTS predictions_model_time ON predictions (model_md5, timestamp);
-CREATE INDEX IF NOT EXISTS predictions_time ON predictions (timestamp);
+CREATE INDEX IF NOT EXISTS predictions_model_time ON predictions (model_md5, time_us);
+CREATE INDEX IF NOT EXISTS predictions_time ON predictions (time_us);
 CREATE TABLE IF NOT EXISTS feedback (
     file_id INTEGER NOT NULL,
     offset INTEGER NOT NULL,
     prediction_id TEXT NOT NULL,
-    timestamp TEXT NOT NULL,
-    label TEXT NOT NULL,
-    PRIMARY KEY (file_id, offset)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS feedback_id_time ON feedback (prediction_id, timestamp);
-CREATE INDEX IF NOT EXISTS feedback_time ON feedback (timestamp);
+    time_us INTEGER NOT NULL,
+    label TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_line ON feedback (file_id, offset);
+CREATE INDEX IF NOT EXISTS feedback_id_time ON feedback (prediction_id, time_us);
+CREATE INDEX IF NOT EXISTS feedback_time ON feedback (time_us);
 """
 
 
@@ -99,9 +105,12 @@ def store_path(log_dir: Path) -> Path:
     return Path(log_dir) / STORE_FILE
 
 
-def sortable_time(value: dt.datetime) -> str:
-    """A timestamp as fixed-width UTC text, so text order is time order in SQL."""
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def microseconds(value: dt.datetime) -> int:
+    """An aware time as integer microseconds since the epoch: compact, ordered, exact."""
+    return (value - EPOCH) // dt.timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -132,7 +141,7 @@ def window_text(window: dict[str, int] | None, noun: str) -> str:
 
 
 def _row(kind: str, file_id: int, offset: int, record: dict[str, Any]) -> tuple[Any, ...]:
-    when = sortable_time(parse_timestamp(str(record["timestamp"])))
+    when = microseconds(parse_timestamp(str(record["timestamp"])))
     if kind == "prediction":
         md5 = record["model_md5"]
         return (
@@ -163,6 +172,13 @@ class PredictionStore:
             self._db.execute("PRAGMA synchronous=NORMAL")  # the log, not the store, is durable
             self._db.execute("PRAGMA secure_delete=ON")
             with self._transaction():
+                if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                    # Another version's layout: derived data, so dropped and rebuilt.
+                    for (table,) in self._db.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'table'"
+                    ).fetchall():
+                        self._db.execute(f'DROP TABLE "{table}"')
+                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
@@ -219,7 +235,7 @@ class PredictionStore:
         indexed = 0
         with self._lock, self._transaction():
             for path, kind in files:
-                indexed += self._catch_up_file(path, kind)
+                indexed += self._index_path(path, kind)
             if paths is None:
                 self._drop_vanished({self._relative(p) for p, _ in files})
         return indexed
@@ -234,7 +250,7 @@ class PredictionStore:
         self._db.execute("DELETE FROM predictions WHERE file_id = ?", (file_id,))
         self._db.execute("DELETE FROM feedback WHERE file_id = ?", (file_id,))
 
-    def _catch_up_file(self, path: Path, kind: str) -> int:
+    def _index_path(self, path: Path, kind: str) -> int:
         try:
             with open(path, "rb") as handle:
                 return self._index_open_file(handle, self._relative(path), kind)
@@ -271,7 +287,7 @@ class PredictionStore:
         table = "predictions" if kind == "prediction" else "feedback"
         last = "model_md5" if kind == "prediction" else "label"
         insert = (
-            f"INSERT OR REPLACE INTO {table} (file_id, offset, prediction_id, timestamp, "
+            f"INSERT OR REPLACE INTO {table} (file_id, offset, prediction_id, time_us, "
             f"{last}) VALUES (?, ?, ?, ?, ?)"
         )
         batch: list[tuple[Any, ...]] = []
@@ -311,6 +327,66 @@ class PredictionStore:
             ),
         )
         return indexed
+
+    def follow_rewrite(self, path: Path, done: Rewrite) -> None:
+        """Move the rows of a rewritten file to the lines' new offsets, dropping removed ones.
+
+        Cheaper than indexing the file again: no line is read. When the store no longer
+        follows the old file (a catch-up already indexed the new one), when a removed line
+        was not a record, when the file has corrupt lines (their reported line numbers
+        change), or when many lines went, the file is indexed again instead.
+        """
+        relative = self._relative(path)
+        with self._lock, self._transaction():
+            row = self._db.execute(
+                "SELECT file_id, inode, offset, lines, records, kind, corrupt FROM files "
+                "WHERE path = ?",
+                (relative,),
+            ).fetchone()
+            if row is None or row[1] != done.old_inode:
+                return  # not indexed yet, or already indexed from the new file
+            file_id, _, indexed_to, lines, records, kind, corrupt = row
+            table = "predictions" if kind == "prediction" else "feedback"
+            spans = [(start, length) for start, length in done.removed if start < indexed_to]
+            deleted = 0
+            # Corrupt lines are reported by line number, which a removal before them changes.
+            follow = len(spans) <= FOLLOW_MAX_SPANS and not corrupt
+            if follow:
+                for start, _ in spans:
+                    deleted += self._db.execute(
+                        f"DELETE FROM {table} WHERE file_id = ? AND offset = ?", (file_id, start)
+                    ).rowcount
+            if not follow or deleted != len(spans):
+                self._forget_file(file_id)
+                self._db.execute(
+                    "UPDATE files SET offset = 0, lines = 0, records = 0, corrupt = 0, "
+                    "corrupt_lines = '[]', inode = ? WHERE file_id = ?",
+                    (done.new_inode, file_id),
+                )
+                self._index_path(path, kind)
+                return
+            # Later spans first: each shift leaves the offsets before its span as they were.
+            # Through negative values, so no shifted row meets one not shifted yet (the
+            # (file, offset) index is unique).
+            for start, length in sorted(spans, reverse=True):
+                self._db.execute(
+                    f"UPDATE {table} SET offset = -(offset - ?) WHERE file_id = ? AND offset > ?",
+                    (length, file_id, start),
+                )
+                self._db.execute(
+                    f"UPDATE {table} SET offset = -offset WHERE file_id = ? AND offset < 0",
+                    (file_id,),
+                )
+            self._db.execute(
+                "UPDATE files SET inode = ?, offset = ?, lines = ?, records = ? WHERE file_id = ?",
+                (
+                    done.new_inode,
+                    indexed_to - sum(length for _, length in spans),
+                    lines - len(spans),
+                    records - deleted,
+                    file_id,
+                ),
+            )
 
     def reindex(self) -> int:
         """Rebuild the store from the log files; returns the records indexed."""
@@ -365,7 +441,7 @@ class PredictionStore:
         return {
             "files": len(rows),
             "records": sum(r[2] for r in rows),
-            "empty_files": [full[p] for p, lines, *_ in rows if not lines],
+            "empty_files": [full[p] for p, _, records, corrupt, _ in rows if not records + corrupt],
             "corrupt_lines": sum(r[3] for r in rows),
             "corrupt_by_file": {full[p]: json.loads(k) for p, _, _, c, k in rows if c},
         }
@@ -408,7 +484,7 @@ class PredictionStore:
             ).fetchone()[0]
             located = self._db.execute(
                 "SELECT f.path, p.offset FROM predictions p JOIN files f USING (file_id) "
-                "WHERE p.model_md5 = ? ORDER BY p.timestamp DESC LIMIT ?",
+                "WHERE p.model_md5 = ? ORDER BY p.time_us DESC LIMIT ?",
                 (model_md5, rows),
             ).fetchall()
         located = located[::-1]
@@ -429,10 +505,10 @@ class PredictionStore:
         # SQLite returns the other columns of the row holding max() (a documented extension).
         joined = """
             WITH latest_feedback AS (
-                SELECT prediction_id, label, max(timestamp) AS labelled_at
+                SELECT prediction_id, label, max(time_us) AS labelled_at
                 FROM feedback GROUP BY prediction_id
             ), latest_prediction AS (
-                SELECT p.prediction_id, p.file_id, p.offset, max(p.timestamp) AS timestamp
+                SELECT p.prediction_id, p.file_id, p.offset, max(p.time_us) AS time_us
                 FROM predictions p JOIN latest_feedback USING (prediction_id)
                 GROUP BY p.prediction_id
             )
@@ -444,7 +520,7 @@ class PredictionStore:
             located = self._db.execute(
                 joined + "SELECT f.path, lp.offset, lf.label FROM latest_prediction lp "
                 "JOIN latest_feedback lf USING (prediction_id) JOIN files f USING (file_id) "
-                "ORDER BY lp.timestamp DESC LIMIT ?",
+                "ORDER BY lp.time_us DESC LIMIT ?",
                 (rows,),
             ).fetchall()
         located = located[::-1]
@@ -481,12 +557,12 @@ class PredictionStore:
 
     def files_older_than(self, cutoff: dt.datetime) -> list[Path]:
         """Log files holding a record from before `cutoff`."""
-        when = sortable_time(cutoff)
+        when = microseconds(cutoff)
         with self._lock:
             rows = self._db.execute(
                 "SELECT path FROM files WHERE file_id IN ("
-                "SELECT DISTINCT file_id FROM predictions WHERE timestamp < ? UNION "
-                "SELECT DISTINCT file_id FROM feedback WHERE timestamp < ?)",
+                "SELECT DISTINCT file_id FROM predictions WHERE time_us < ? UNION "
+                "SELECT DISTINCT file_id FROM feedback WHERE time_us < ?)",
                 (when, when),
             ).fetchall()
         return [self.log_dir / path for (path,) in rows]
@@ -555,13 +631,12 @@ def _rewrite_files(
     store: PredictionStore, paths: Iterable[Path], keep: Any, files_in_log: int
 ) -> Rewritten:
     removed = {}
-    targets = sorted(set(paths))
-    for path in targets:
+    for path in sorted(set(paths)):
         with contextlib.suppress(FileNotFoundError):
-            count = rewrite(path, keep)
-            if count:
-                removed[str(path)] = count
-    store.catch_up(targets)  # the rewritten files are indexed again from their start
+            done = rewrite(path, keep)
+            if done.removed:
+                removed[str(path)] = len(done.removed)
+                store.follow_rewrite(path, done)
     store.vacuum()
     return Rewritten(removed=removed, files_in_log=files_in_log)
 

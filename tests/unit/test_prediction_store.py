@@ -15,10 +15,13 @@ from hypothesis import strategies as st
 
 from mlgitops.prediction_log import (
     PREDICTIONS_FOLDER,
+    REQUIRED_KEYS,
     LogError,
     append_feedback,
+    prediction_files,
     read_feedback,
     read_predictions,
+    read_records,
 )
 from mlgitops.prediction_store import PredictionStore, forget, open_store, prune, store_path
 
@@ -64,6 +67,12 @@ def _log(tmp_path: Path, seed: int, files: int, rows: int, corrupt: int) -> list
     return records
 
 
+def _generated(tmp_path_factory, log: tuple[int, int, int, int]) -> tuple[Path, list[dict]]:
+    """A fresh folder holding the generated log `log` (seed, files, rows, corrupt lines)."""
+    tmp_path = tmp_path_factory.mktemp("log")
+    return tmp_path, _log(tmp_path, *log)
+
+
 logs = st.tuples(st.integers(0, 2**32), st.integers(1, 4), st.integers(1, 120), st.integers(0, 10))
 
 
@@ -73,9 +82,7 @@ def test_the_store_indexes_what_reading_the_log_finds(tmp_path_factory, log):
     # Given any log (several files, corrupt and blank lines, times in any zone), when the
     # store catches up, then it holds every record the JSON-lines reader finds, knows each id,
     # and reports the same files, counts and corrupt line numbers.
-    seed, files, rows, corrupt = log
-    tmp_path = tmp_path_factory.mktemp("log")
-    records = _log(tmp_path, seed, files, rows, corrupt)
+    tmp_path, records = _generated(tmp_path_factory, log)
     expected = read_predictions(tmp_path)
     with open_store(tmp_path) as store:
         assert store.counts()["predictions"] == len(expected.frame), store.counts()
@@ -150,9 +157,7 @@ def test_the_window_is_the_newest_rows_of_the_model(tmp_path_factory, log, rows)
     # Given any log and window size, when the newest predictions of a model are read, then
     # they are that model's `rows` newest records (all of them when fewer), oldest first, and
     # the window states how many the log holds.
-    seed, files, count, corrupt = log
-    tmp_path = tmp_path_factory.mktemp("log")
-    _log(tmp_path, seed, files, count, corrupt)
+    tmp_path, _ = _generated(tmp_path_factory, log)
     frame = read_predictions(tmp_path).frame
     with open_store(tmp_path) as store:
         for md5 in MODELS:
@@ -174,9 +179,8 @@ def test_the_labelled_window_joins_the_latest_feedback(tmp_path_factory, log, ro
     # Given any log and any feedback (some ids labelled several times, some never, some ids
     # never logged), when the store joins them, then each labelled prediction appears once
     # with its latest label, the newest `rows` of them, and the count of all is stated.
-    seed, files, count, corrupt = log
-    tmp_path = tmp_path_factory.mktemp("log")
-    records = _log(tmp_path, seed, files, count, corrupt)
+    tmp_path, records = _generated(tmp_path_factory, log)
+    count = log[2]
     rng = random.Random(fseed)
     latest: dict[str, tuple[dt.datetime, str]] = {}
     for _ in range(rng.randrange(2 * count)):
@@ -254,3 +258,39 @@ def test_no_log_is_a_clear_error(tmp_path):
     # Given a folder with no prediction log, then opening its store names what was expected.
     with pytest.raises(LogError, match=r"data\.<worker>\.log"):
         open_store(tmp_path)
+
+
+@settings(max_examples=25, deadline=None)
+@given(logs, st.integers(1, 5), st.integers(0, 2**32))
+def test_after_forget_the_store_reads_the_right_lines(tmp_path_factory, log, erased, fseed):
+    # Given any log and any few ids forgotten (the store moves the other rows to their new
+    # offsets, or indexes the file again), then every row it points to is the right line, and
+    # it holds exactly what a rebuild from the rewritten files holds.
+    tmp_path, records = _generated(tmp_path_factory, log)
+    count = log[2]
+    subjects = {
+        r["prediction_id"] for r in random.Random(fseed).sample(records, min(erased, count))
+    }
+    with open_store(tmp_path) as store:
+        forget(tmp_path, subjects)
+        expected = read_records(prediction_files(tmp_path), REQUIRED_KEYS).frame
+        for md5 in MODELS:
+            window = store.newest_predictions(md5, rows=count)
+            ours = expected[expected["model_md5"] == md5] if len(expected) else expected
+            got = sorted(window.frame.get("prediction_id", []))
+            assert got == sorted(ours.get("prediction_id", [])), "rows point to wrong lines"
+        followed = (store.counts(), store.files_summary(), store.model_counts())
+        store.reindex()
+        assert (store.counts(), store.files_summary(), store.model_counts()) == followed
+        assert not any(store.knows(i) for i in subjects), "a forgotten id is still found"
+
+
+def test_a_store_of_another_version_is_rebuilt(tmp_path):
+    # Given a store file left by another version of the layout, when it is opened, then it is
+    # rebuilt from the log rather than misread.
+    records = _log(tmp_path, seed=6, files=1, rows=5, corrupt=0)
+    with sqlite3.connect(store_path(tmp_path)) as db:
+        db.execute("CREATE TABLE predictions (prediction_id TEXT, timestamp TEXT)")
+        db.execute("PRAGMA user_version = 1")
+    with open_store(tmp_path) as store:
+        assert all(store.knows(r["prediction_id"]) for r in records), "the old store was used"
