@@ -275,7 +275,7 @@ class Rewrite:
     new_inode: int
 
 
-def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> Rewrite:
+def rewrite(path: Path, keep: Callable[[str], bool]) -> Rewrite:
     """Rewrite `path` with only the lines `keep` accepts, under the folder's exclusive lock.
 
     The file is streamed, byte for byte, into a temporary file (fsynced, then renamed over
@@ -294,7 +294,7 @@ def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> R
                 offset = 0
                 for raw in source:
                     line = raw.decode("utf-8", errors="replace")
-                    if keep(parse_line(line, ()), line):
+                    if keep(line):
                         target.write(raw)
                     else:
                         removed.append((offset, len(raw)))
@@ -311,35 +311,34 @@ def rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> R
     return Rewrite(removed=removed, old_inode=old_inode, new_inode=new_inode)
 
 
-def older_than(cutoff: dt.datetime) -> Callable[[dict[str, Any] | None, str], bool]:
+def older_than(cutoff: dt.datetime) -> Callable[[str], bool]:
     """What `prune` keeps: records from `cutoff` on, and every line it cannot date.
 
     Retention deletes old data, never data it cannot date (`monitor drift` reports such
     lines as corrupt).
     """
 
-    def keep(record: dict[str, Any] | None, _line: str) -> bool:
-        if record is None or "timestamp" not in record:
-            return True
-        try:
-            return parse_timestamp(str(record["timestamp"])) >= cutoff
-        except ValueError:
-            return True
+    def keep(line: str) -> bool:
+        record = parse_line(line, ("timestamp",))
+        return record is None or parse_timestamp(str(record["timestamp"])) >= cutoff
 
     return keep
 
 
-def not_of(ids: set[str]) -> Callable[[dict[str, Any] | None, str], bool]:
+def not_of(ids: set[str]) -> Callable[[str], bool]:
     """What `forget` keeps: every line but the records of `ids`.
 
     A line that is not valid JSON but mentions one of the ids is erased too: a damaged record
-    of a subject is still that subject's record.
+    of a subject is still that subject's record. A line mentioning no id is kept unparsed.
     """
 
-    def keep(record: dict[str, Any] | None, line: str) -> bool:
+    def keep(line: str) -> bool:
+        if not any(i in line for i in ids):
+            return True
+        record = parse_line(line, ())
         if record is not None and "prediction_id" in record:
             return record["prediction_id"] not in ids
-        return not any(i in line for i in ids)
+        return False
 
     return keep
 

@@ -332,9 +332,9 @@ class PredictionStore:
         """Move the rows of a rewritten file to the lines' new offsets, dropping removed ones.
 
         Cheaper than indexing the file again: no line is read. When the store no longer
-        follows the old file (a catch-up already indexed the new one), when a removed line
-        was not a record, when the file has corrupt lines (their reported line numbers
-        change), or when many lines went, the file is indexed again instead.
+        follows the old file (a catch-up already indexed the new one), nothing is done; when
+        the file has corrupt lines (their reported line numbers change) or many lines went,
+        the file is indexed again instead.
         """
         relative = self._relative(path)
         with self._lock, self._transaction():
@@ -348,15 +348,10 @@ class PredictionStore:
             file_id, _, indexed_to, lines, records, kind, corrupt = row
             table = "predictions" if kind == "prediction" else "feedback"
             spans = [(start, length) for start, length in done.removed if start < indexed_to]
-            deleted = 0
-            # Corrupt lines are reported by line number, which a removal before them changes.
-            follow = len(spans) <= FOLLOW_MAX_SPANS and not corrupt
-            if follow:
-                for start, _ in spans:
-                    deleted += self._db.execute(
-                        f"DELETE FROM {table} WHERE file_id = ? AND offset = ?", (file_id, start)
-                    ).rowcount
-            if not follow or deleted != len(spans):
+            # With no corrupt line in the file, every removed line was a record (blank lines
+            # are never removed); corrupt lines are reported by line number, which a removal
+            # before them changes, so such a file is indexed again.
+            if len(spans) > FOLLOW_MAX_SPANS or corrupt:
                 self._forget_file(file_id)
                 self._db.execute(
                     "UPDATE files SET offset = 0, lines = 0, records = 0, corrupt = 0, "
@@ -365,6 +360,10 @@ class PredictionStore:
                 )
                 self._index_path(path, kind)
                 return
+            for start, _ in spans:  # rows `forget` already erased are simply not there
+                self._db.execute(
+                    f"DELETE FROM {table} WHERE file_id = ? AND offset = ?", (file_id, start)
+                )
             # Later spans first: each shift leaves the offsets before its span as they were.
             # Through negative values, so no shifted row meets one not shifted yet (the
             # (file, offset) index is unique).
@@ -383,7 +382,7 @@ class PredictionStore:
                     done.new_inode,
                     indexed_to - sum(length for _, length in spans),
                     lines - len(spans),
-                    records - deleted,
+                    records - len(spans),
                     file_id,
                 ),
             )
@@ -462,13 +461,16 @@ class PredictionStore:
         for path, offset in located:
             by_file.setdefault(path, []).append(offset)
         for path, offsets in by_file.items():
-            with contextlib.suppress(FileNotFoundError), open(self.log_dir / path, "rb") as handle:
+            source = str(self.log_dir / path)
+            with contextlib.suppress(FileNotFoundError), open(source, "rb") as handle:
                 for offset in sorted(offsets):
                     handle.seek(offset)
-                    record = parse_line(handle.readline().decode("utf-8", "replace"), ())
-                    if record is not None:
-                        record["source"] = str(self.log_dir / path)
-                        records[(path, offset)] = record
+                    # Checked when it was indexed; a line changed since is skipped.
+                    with contextlib.suppress(ValueError):
+                        record = json.loads(handle.readline())
+                        if isinstance(record, dict):
+                            record["source"] = source
+                            records[(path, offset)] = record
         return records
 
     def newest_predictions(self, model_md5: str, *, rows: int) -> Window:
