@@ -182,7 +182,10 @@ class PredictionStore:
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         self._db.execute(statement)
-        os.chmod(self.path, 0o600)
+        # The ids are personal data's handle: the database and its WAL files are the owner's.
+        for owned in self.path.parent.glob(self.path.name + "*"):
+            with contextlib.suppress(PermissionError):
+                os.chmod(owned, 0o600)
 
     def close(self) -> None:
         """Close the connection."""
@@ -218,8 +221,8 @@ class PredictionStore:
         """Index the lines appended to the log files since the last catch-up.
 
         Args:
-            paths: the files to catch up (default: every prediction and feedback file); a
-                prediction file is one under the predictions folder, else it is feedback.
+            paths: the files to catch up (default: every prediction and feedback file); the
+                feedback file is indexed as feedback, any other as predictions.
 
         Returns:
             How many records were indexed.

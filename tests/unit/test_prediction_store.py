@@ -242,10 +242,12 @@ def test_the_store_is_private_in_wal_mode_and_rebuildable(tmp_path):
     # Given a store, then it is readable by its owner only, runs in WAL mode, and a store
     # deleted outright is rebuilt from the log by the next catch-up.
     records = _log(tmp_path, seed=5, files=1, rows=10, corrupt=0)
-    with open_store(tmp_path):
-        pass
     path = store_path(tmp_path)
-    assert path.stat().st_mode & 0o077 == 0, oct(path.stat().st_mode)
+    with open_store(tmp_path):
+        owned = list(path.parent.glob(path.name + "*"))
+        assert len(owned) == 3, f"expected the database, -wal and -shm, found {owned}"
+        for file in owned:
+            assert file.stat().st_mode & 0o077 == 0, f"{file.name}: {oct(file.stat().st_mode)}"
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     for leftover in path.parent.glob(path.name + "*"):
