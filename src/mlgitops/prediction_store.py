@@ -163,29 +163,45 @@ class PredictionStore:
         self.path = path or store_path(self.log_dir)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        with self._lock:
-            # The mode is kept in the file; every other pragma is per connection.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # the log, not the store, is durable
-            self._db.execute("PRAGMA secure_delete=ON")
-            with self._transaction():
-                if self._db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
-                    # Another version's layout: derived data, so dropped and rebuilt.
-                    for (table,) in self._db.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'table'"
-                    ).fetchall():
-                        self._db.execute(f'DROP TABLE "{table}"')
-                    self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-                for statement in SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as error:
+            if isinstance(error, sqlite3.OperationalError):
+                raise  # locked, read-only, no space: not the file's fault
+            # Not a database (or a damaged one): derived data, so it is built anew.
+            logger.warning("%s is not a usable store (%s): rebuilding it", self.path, error)
+            for leftover in self.path.parent.glob(self.path.name + "*"):
+                leftover.unlink()
+            self._db = self._open()
         # The ids are personal data's handle: the database and its WAL files are the owner's.
         for owned in self.path.parent.glob(self.path.name + "*"):
             with contextlib.suppress(PermissionError):
                 os.chmod(owned, 0o600)
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        try:
+            # The mode is kept in the file; every other pragma is per connection.
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # the log, not the store, is durable
+            db.execute("PRAGMA secure_delete=ON")
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
+                # Another version's layout: derived data, so dropped and rebuilt.
+                tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                for (table,) in tables.fetchall():
+                    db.execute(f'DROP TABLE "{table}"')
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         """Close the connection."""

@@ -287,6 +287,15 @@ def test_after_forget_the_store_reads_the_right_lines(tmp_path_factory, log, era
         assert not any(store.knows(i) for i in subjects), "a forgotten id is still found"
 
 
+def test_a_store_that_is_not_a_database_is_rebuilt(tmp_path):
+    # Given a store file overwritten with other bytes, when it is opened, then it is rebuilt
+    # from the log (it is derived data) rather than stopping the service or the monitor.
+    records = _log(tmp_path, seed=7, files=1, rows=5, corrupt=0)
+    store_path(tmp_path).write_bytes(b"not a database" * 100)
+    with open_store(tmp_path) as store:
+        assert all(store.knows(r["prediction_id"]) for r in records), "not rebuilt"
+
+
 def test_a_store_of_another_version_is_rebuilt(tmp_path):
     # Given a store file left by another version of the layout, when it is opened, then it is
     # rebuilt from the log rather than misread.

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _drift(args: argparse.Namespace) -> int:
         result = measure_drift(
             window.frame, reference, contract=params.contract, params=params.monitor
         )
-    except (ParamsError, LogError, LayoutError, ContractViolation, OSError) as error:
+    except (ParamsError, LogError, LayoutError, ContractViolation, OSError, sqlite3.Error) as error:
         logger.error("cannot judge drift: %s", error)
         return CANNOT_JUDGE
     result.summary.update(model_md5=md5, models_in_log=models, logs=logs, window=window.summary())
@@ -73,7 +74,7 @@ def _decay(args: argparse.Namespace) -> int:
             evaluate=params.evaluate,
             task=params.contract.task,
         )
-    except (ParamsError, LogError, OSError, json.JSONDecodeError) as error:
+    except (ParamsError, LogError, OSError, json.JSONDecodeError, sqlite3.Error) as error:
         logger.error("cannot judge decay: %s", error)
         return CANNOT_JUDGE
     summary["feedback"] = feedback
