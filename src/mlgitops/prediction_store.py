@@ -54,8 +54,12 @@ logger = logging.getLogger(__name__)
 STORE_FILE = "mlgitops_store.sqlite3"
 # Seconds a writer waits for another process's transaction before it fails.
 BUSY_TIMEOUT_S = 30.0
-# Rows inserted per statement while a file is indexed, so memory stays flat.
+# Rows inserted per statement while a file is indexed, so memory stays flat, and per
+# transaction, so the write-ahead log does too.
 BATCH_ROWS = 5_000
+COMMIT_ROWS = 100_000
+# Page cache per connection (KiB): the indexes of a large log stay mostly in memory.
+CACHE_KIB = 65_536
 # A rewrite removing more lines than this from a file has it indexed again (one pass)
 # rather than its rows shifted (one statement per removed line).
 FOLLOW_MAX_SPANS = 200
@@ -187,6 +191,7 @@ class PredictionStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # the log, not the store, is durable
             db.execute("PRAGMA secure_delete=ON")
+            db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             db.execute("BEGIN IMMEDIATE")
             if db.execute("PRAGMA user_version").fetchone()[0] != SCHEMA_VERSION:
                 # Another version's layout: derived data, so dropped and rebuilt.
@@ -311,6 +316,15 @@ class PredictionStore:
         )
         batch: list[tuple[Any, ...]] = []
         indexed = 0
+
+        def save(inode: int, *progress: Any) -> None:
+            *counts, kept = progress
+            self._db.execute(
+                "UPDATE files SET inode = ?, offset = ?, lines = ?, records = ?, corrupt = ?, "
+                "corrupt_lines = ? WHERE file_id = ?",
+                (inode, *counts, json.dumps(kept), file_id),
+            )
+
         for raw in handle:
             if not raw.endswith(b"\n"):
                 break  # a line still being written (or cut by a crash): not yet
@@ -330,21 +344,15 @@ class PredictionStore:
                 self._db.executemany(insert, batch)
                 indexed += len(batch)
                 batch.clear()
+                if indexed % COMMIT_ROWS < BATCH_ROWS:
+                    # A long catch-up (a whole log) commits as it goes, offsets with the rows,
+                    # so the write-ahead log stays small and an interruption keeps the work.
+                    save(stat.st_ino, offset, lines, records + indexed, corrupt, corrupt_lines)
+                    self._db.execute("COMMIT")
+                    self._db.execute("BEGIN IMMEDIATE")
         self._db.executemany(insert, batch)
         indexed += len(batch)
-        self._db.execute(
-            "UPDATE files SET inode = ?, offset = ?, lines = ?, records = ?, corrupt = ?, "
-            "corrupt_lines = ? WHERE file_id = ?",
-            (
-                stat.st_ino,
-                offset,
-                lines,
-                records + indexed,
-                corrupt,
-                json.dumps(corrupt_lines),
-                file_id,
-            ),
-        )
+        save(stat.st_ino, offset, lines, records + indexed, corrupt, corrupt_lines)
         return indexed
 
     def follow_rewrite(self, path: Path, done: Rewrite) -> None:

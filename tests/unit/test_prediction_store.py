@@ -305,3 +305,18 @@ def test_a_store_of_another_version_is_rebuilt(tmp_path):
         db.execute("PRAGMA user_version = 1")
     with open_store(tmp_path) as store:
         assert all(store.knows(r["prediction_id"]) for r in records), "the old store was used"
+
+
+def test_a_long_catch_up_commits_as_it_goes_and_misses_nothing(tmp_path, monkeypatch):
+    # Given batches and commits far smaller than the log (as a whole log is against the real
+    # sizes), when the store indexes it, then it holds what the reader finds, every id once.
+    import mlgitops.prediction_store as module
+
+    monkeypatch.setattr(module, "BATCH_ROWS", 3)
+    monkeypatch.setattr(module, "COMMIT_ROWS", 6)
+    records = _log(tmp_path, seed=8, files=2, rows=100, corrupt=7)
+    expected = read_predictions(tmp_path)
+    with open_store(tmp_path) as store:
+        assert store.files_summary() == expected.summary(), "the store's file report differs"
+        assert store.counts()["predictions"] == len(records), store.counts()
+        assert all(store.holds(r["prediction_id"]) for r in records), "a record was skipped"
