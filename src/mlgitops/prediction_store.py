@@ -524,34 +524,39 @@ class PredictionStore:
     def newest_labelled(self, *, rows: int) -> Window:
         """The newest `rows` predictions that received feedback, each with its latest label.
 
-        The join runs in SQL: per prediction id, the latest feedback line and the latest
-        prediction line; only the window's prediction lines are then read from the files.
+        The join runs in SQL: the predictions newest first, each with its latest feedback;
+        only the window's prediction lines are then read from the files.
 
         Returns:
             A window: the predictions with a `label` column, oldest first, and how many
             labelled predictions the log holds.
         """
-        # SQLite returns the other columns of the row holding max() (a documented extension).
-        joined = """
-            WITH latest_feedback AS (
-                SELECT prediction_id, label, max(time_us) AS labelled_at
-                FROM feedback GROUP BY prediction_id
-            ), latest_prediction AS (
-                SELECT p.prediction_id, p.file_id, p.offset, max(p.time_us) AS time_us
-                FROM predictions p JOIN latest_feedback USING (prediction_id)
-                GROUP BY p.prediction_id
+        # Streamed newest first through the time index, each row's latest label looked up
+        # through the feedback index: nothing is materialized, so memory stays flat.
+        newest_first = """
+            SELECT p.file_id, p.offset, p.prediction_id, (
+                SELECT label FROM feedback fb WHERE fb.prediction_id = p.prediction_id
+                ORDER BY fb.time_us DESC, fb.file_id DESC, fb.offset DESC LIMIT 1
             )
+            FROM predictions p
+            WHERE EXISTS (SELECT 1 FROM feedback fb WHERE fb.prediction_id = p.prediction_id)
+            ORDER BY p.time_us DESC, p.file_id DESC, p.offset DESC
         """
+        counted = """
+            SELECT count(*) FROM (SELECT prediction_id FROM feedback GROUP BY prediction_id) g
+            WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.prediction_id = g.prediction_id)
+        """
+        located: list[tuple[str, int, str]] = []
         with self._lock:
-            available = self._db.execute(
-                joined + "SELECT count(*) FROM latest_prediction"
-            ).fetchone()[0]
-            located = self._db.execute(
-                joined + "SELECT f.path, lp.offset, lf.label FROM latest_prediction lp "
-                "JOIN latest_feedback lf USING (prediction_id) JOIN files f USING (file_id) "
-                "ORDER BY lp.time_us DESC LIMIT ?",
-                (rows,),
-            ).fetchall()
+            paths = dict(self._db.execute("SELECT file_id, path FROM files").fetchall())
+            available = self._db.execute(counted).fetchone()[0]
+            seen: set[str] = set()
+            for file_id, offset, prediction_id, label in self._db.execute(newest_first):
+                if len(located) >= rows:
+                    break
+                if prediction_id not in seen:  # an id logged twice: its latest line
+                    seen.add(prediction_id)
+                    located.append((paths[file_id], offset, label))
         located = located[::-1]
         records = self._read_lines([(path, offset) for path, offset, _ in located])
         labelled = [
