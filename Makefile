@@ -20,7 +20,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CHECKOV_VERSION := 3.3.30
 CHECKOV := .tools/checkov/.installed-$(CHECKOV_VERSION)
 
-.PHONY: help venv tools adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback bench-batch clean
+.PHONY: help venv tools adopt data repro metrics report gate test test-fast test-actions lint format lock bench-pipeline bench-rollback bench-batch bench-logs clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ bench-rollback: $(STAMP) ## Seconds from a revert commit to the old model servin
 
 bench-batch: repro ## Batch scoring rows/s and peak memory vs a plain pandas loop, 1 vs 2 workers
 	python benchmarks/batch.py $(if $(SIZES),--sizes $(SIZES))
+
+bench-logs: $(STAMP) ## The prediction store vs full scans at 10k/100k/1M logged predictions
+	python benchmarks/logs.py
 
 clean: ## Remove the virtual environment and caches (not data or DVC cache)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

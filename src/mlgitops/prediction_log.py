@@ -130,7 +130,12 @@ def parse_timestamp(text: str) -> dt.datetime:
     return value if value.tzinfo else value.astimezone()
 
 
-def _parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+def parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+    """One JSON-lines record, or None when the line is not JSON, lacks a key or has a bad time.
+
+    A line without a `timestamp` is a record only when `required` does not name it (the
+    rewrites read every line, keys or not).
+    """
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
@@ -138,7 +143,8 @@ def _parse_line(line: str, required: tuple[str, ...]) -> dict[str, Any] | None:
     if not isinstance(record, dict) or any(key not in record for key in required):
         return None
     try:
-        parse_timestamp(str(record["timestamp"]))
+        if "timestamp" in record:
+            parse_timestamp(str(record["timestamp"]))
     except ValueError:
         return None
     return record
@@ -163,7 +169,7 @@ def read_records(paths: Iterable[Path], required: tuple[str, ...]) -> LogRead:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                record = _parse_line(line, required)
+                record = parse_line(line, required)
                 if record is None:
                     stats.corrupt_lines.append(number)
                     continue
@@ -214,19 +220,6 @@ def read_feedback(log_dir: Path) -> LogRead:
     return read_records([path] if path.exists() else [], FEEDBACK_KEYS)
 
 
-def prediction_exists(log_dir: Path, prediction_id: str) -> bool:
-    """Whether the prediction log holds `prediction_id` (a text scan, JSON-checked on a hit)."""
-    needle = f'"{prediction_id}"'
-    for path in prediction_files(log_dir):
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if needle in line:
-                    record = _parse_line(line, REQUIRED_KEYS)
-                    if record is not None and record["prediction_id"] == prediction_id:
-                        return True
-    return False
-
-
 @contextlib.contextmanager
 def folder_lock(folder: Path, *, exclusive: bool) -> Iterator[None]:
     """Hold the folder's lock: shared by appends, exclusive for a rewrite (any process)."""
@@ -273,79 +266,81 @@ def append_feedback(log_dir: Path, record: dict[str, Any]) -> Path:
     return path
 
 
-def _rewrite(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
-    """Rewrite `path` with only the lines `keep` accepts; returns how many were removed."""
-    with folder_lock(path.parent, exclusive=True):
-        return _rewrite_locked(path, keep)
+@dataclass(frozen=True)
+class Rewrite:
+    """What a rewrite removed: each line's byte span in the old file, and both files' inodes."""
+
+    removed: list[tuple[int, int]]
+    old_inode: int
+    new_inode: int
 
 
-def _rewrite_locked(path: Path, keep: Callable[[dict[str, Any] | None, str], bool]) -> int:
-    with open(path, encoding="utf-8", errors="replace") as handle:
-        lines = handle.readlines()
-    kept = [line for line in lines if keep(_parse_line(line, ()), line)]
-    removed = len(lines) - len(kept)
-    if not removed:
-        return 0
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.writelines(kept)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, path.stat().st_mode)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return removed
+def rewrite(path: Path, keep: Callable[[str], bool]) -> Rewrite:
+    """Rewrite `path` with only the lines `keep` accepts, under the folder's exclusive lock.
 
-
-def _all_files(log_dir: Path) -> list[Path]:
-    feedback = feedback_path(log_dir)
-    return [*prediction_files(log_dir), *([feedback] if feedback.exists() else [])]
-
-
-def prune(log_dir: Path, *, retention_days: int, now: dt.datetime) -> dict[str, int]:
-    """Delete records older than `retention_days` from the prediction and feedback logs.
-
-    A line whose timestamp cannot be read is kept (and reported by `monitor drift` as corrupt):
-    retention deletes old data, never data it cannot date.
+    The file is streamed, byte for byte, into a temporary file (fsynced, then renamed over
+    it), so memory does not grow with the file; a file from which nothing is removed is left
+    as it was.
 
     Returns:
-        Lines removed per file (files with none removed are left out).
+        The (offset, length) of each removed line in the old file, and the inodes.
     """
-    cutoff = now - dt.timedelta(days=retention_days)
-
-    def keep(record: dict[str, Any] | None, _line: str) -> bool:
-        if record is None or "timestamp" not in record:
-            return True
+    removed: list[tuple[int, int]] = []
+    with folder_lock(path.parent, exclusive=True):
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         try:
-            return parse_timestamp(str(record["timestamp"])) >= cutoff
-        except ValueError:
-            return True
+            with open(path, "rb") as source, os.fdopen(descriptor, "wb") as target:
+                old_inode = new_inode = os.fstat(source.fileno()).st_ino
+                offset = 0
+                for raw in source:
+                    line = raw.decode("utf-8", errors="replace")
+                    if keep(line):
+                        target.write(raw)
+                    else:
+                        removed.append((offset, len(raw)))
+                    offset += len(raw)
+                if removed:
+                    target.flush()
+                    os.fsync(target.fileno())
+                    new_inode = os.fstat(target.fileno()).st_ino
+            if removed:
+                os.chmod(temporary, path.stat().st_mode)
+                os.replace(temporary, path)
+        finally:
+            Path(temporary).unlink(missing_ok=True)
+    return Rewrite(removed=removed, old_inode=old_inode, new_inode=new_inode)
 
-    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
-    return {path: count for path, count in removed.items() if count}
+
+def older_than(cutoff: dt.datetime) -> Callable[[str], bool]:
+    """What `prune` keeps: records from `cutoff` on, and every line it cannot date.
+
+    Retention deletes old data, never data it cannot date (`monitor drift` reports such
+    lines as corrupt).
+    """
+
+    def keep(line: str) -> bool:
+        record = parse_line(line, ("timestamp",))
+        return record is None or parse_timestamp(str(record["timestamp"])) >= cutoff
+
+    return keep
 
 
-def forget(log_dir: Path, prediction_ids: Iterable[str]) -> dict[str, int]:
-    """Erase every record of the given prediction ids from the prediction and feedback logs.
+def not_of(ids: set[str]) -> Callable[[str], bool]:
+    """What `forget` keeps: every line but the records of `ids`.
 
     A line that is not valid JSON but mentions one of the ids is erased too: a damaged record
-    of a subject is still that subject's record.
-
-    Returns:
-        Lines removed per file (files with none removed are left out).
+    of a subject is still that subject's record. A line mentioning no id is kept unparsed.
     """
-    ids = set(prediction_ids)
 
-    def keep(record: dict[str, Any] | None, line: str) -> bool:
+    def keep(line: str) -> bool:
+        if not any(i in line for i in ids):
+            return True
+        record = parse_line(line, ())
         if record is not None and "prediction_id" in record:
             return record["prediction_id"] not in ids
-        return not any(i in line for i in ids)
+        return False
 
-    removed = {str(p): _rewrite(p, keep) for p in _all_files(log_dir)}
-    return {path: count for path, count in removed.items() if count}
+    return keep
 
 
 # --- the writer behind `bentoml.monitor` ---------------------------------------------

@@ -11,9 +11,10 @@ from prediction_logs import log_record, write_log
 
 from helpers import EXAMPLE_PARAMS_PATH
 from mlgitops.cli import main
-from mlgitops.monitor.decay import join_feedback, measure_decay, rolling_windows
+from mlgitops.monitor.decay import measure_decay, rolling_windows
 from mlgitops.monitor.settings import DecayParams
 from mlgitops.prediction_log import append_feedback
+from mlgitops.prediction_store import open_store
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 TRAINING = {
@@ -103,19 +104,24 @@ def test_metric_without_interval_is_refused(params):
         )
 
 
-def test_latest_feedback_wins_and_unlabelled_predictions_are_left_out():
-    # Given two feedbacks for one prediction and a prediction without feedback, then the join
-    # keeps one row with the later label.
-    predictions = _labelled([(0, True), (0, True)]).drop(columns="label")
-    feedback = pd.DataFrame(
-        {
-            "prediction_id": [predictions["prediction_id"][0]] * 2,
-            "label": ["first", "second"],
-            "timestamp": pd.to_datetime([NOW, NOW + dt.timedelta(hours=1)], utc=True),
-        }
-    )
-    joined = join_feedback(predictions, feedback)
-    assert joined["label"].tolist() == ["second"], f"joined {joined['label'].tolist()}"
+def test_latest_feedback_wins_and_unlabelled_predictions_are_left_out(tmp_path):
+    # Given two feedbacks for one prediction and a prediction without feedback, when the
+    # store joins them, then one row is kept, with the later label.
+    labelled, unlabelled = log_record({}, "A"), log_record({}, "B")
+    write_log(tmp_path, [labelled, unlabelled])
+    for hours, label in ((1, "second"), (0, "first")):  # appended out of time order
+        append_feedback(
+            tmp_path,
+            {
+                "prediction_id": labelled["prediction_id"],
+                "label": label,
+                "timestamp": (NOW + dt.timedelta(hours=hours)).isoformat(),
+            },
+        )
+    with open_store(tmp_path) as store:
+        window = store.newest_labelled(rows=10)
+    assert window.frame["label"].tolist() == ["second"], f"joined {window.frame.to_dict()}"
+    assert window.summary() == {"used": 1, "available": 1}, window.summary()
 
 
 def _decay_command(tmp_path) -> int:

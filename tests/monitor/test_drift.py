@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from prediction_logs import MODEL_MD5, log_record, write_log
 
 from mlgitops.cli import main
-from mlgitops.monitor.drift import markdown, measure_drift, select_model
+from mlgitops.monitor.drift import markdown, measure_drift, select_window
 from mlgitops.prediction_log import LogError, read_predictions
+from mlgitops.prediction_store import open_store
 
 FPR_SEEDS = 30
 MAX_FALSE_POSITIVE_RATE = 0.1
@@ -102,8 +103,8 @@ def test_logs_of_another_model_get_a_clear_message(tmp_path, traffic, seed):
     # Given a log whose every record comes from another model, when its records are selected
     # for the reference model, then the error names both hashes.
     write_log(tmp_path, traffic(seed=seed, count=5))
-    with pytest.raises(LogError) as raised:
-        select_model(read_predictions(tmp_path), "f" * 32)
+    with open_store(tmp_path) as store, pytest.raises(LogError) as raised:
+        select_window(store, "f" * 32, rows=10)
     message = str(raised.value)
     assert "f" * 32 in message, f"reference hash not named: {message}"
     assert MODEL_MD5 in message, f"logged model's hash not named: {message}"

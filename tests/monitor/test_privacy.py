@@ -8,7 +8,8 @@ import json
 from prediction_logs import log_record, write_log
 
 from mlgitops.cli import main
-from mlgitops.prediction_log import append_feedback, feedback_path, forget, prune, read_predictions
+from mlgitops.prediction_log import append_feedback, feedback_path, read_predictions
+from mlgitops.prediction_store import forget, prune
 
 NOW = dt.datetime(2026, 11, 30, 12, tzinfo=dt.UTC)
 
@@ -34,8 +35,9 @@ def test_prune_drops_only_records_older_than_retention(tmp_path):
                 "timestamp": (NOW - dt.timedelta(days=age)).isoformat(),
             },
         )
-    removed = prune(tmp_path, retention_days=30, now=NOW)
-    assert sum(removed.values()) == 2, f"removed {removed}"
+    done = prune(tmp_path, retention_days=30, now=NOW)
+    assert done.records == 2, f"removed {done.removed}"
+    assert len(done.removed) == 2, f"rewrote {sorted(done.removed)}, not the two logs"
     kept = [json.loads(line)["prediction_id"] for line in _lines(log) if line.startswith("{")]
     assert kept == [r["prediction_id"] for r in records[:2]], "wrong predictions kept"
     assert "corrupt line" in _lines(log), "an undatable line was deleted"
@@ -44,7 +46,8 @@ def test_prune_drops_only_records_older_than_retention(tmp_path):
 
 def test_forget_erases_every_record_of_the_id_and_nothing_else(tmp_path):
     # Given one subject's prediction in two rotated files, a damaged line and feedback, when
-    # it is forgotten, then no file mentions its id and the other records are untouched.
+    # it is forgotten, then no file mentions its id (the store's database and write-ahead
+    # log included: secure_delete) and the other records are untouched.
     subject = "a" * 32
     other = log_record({}, "y")
     write_log(tmp_path, [log_record({}, "x", prediction_id=subject), other])
@@ -54,11 +57,11 @@ def test_forget_erases_every_record_of_the_id_and_nothing_else(tmp_path):
     append_feedback(
         tmp_path, {"prediction_id": subject, "label": "x", "timestamp": NOW.isoformat()}
     )
-    removed = forget(tmp_path, [subject])
-    assert sum(removed.values()) == 4, f"removed {removed}"
+    done = forget(tmp_path, [subject])
+    assert done.records == 4, f"removed {done.removed}"
     for path in tmp_path.rglob("*"):
         if path.is_file():
-            assert subject not in path.read_text(), f"{path} still holds the subject"
+            assert subject.encode() not in path.read_bytes(), f"{path} still holds the subject"
     remaining = read_predictions(tmp_path).frame["prediction_id"].tolist()
     assert remaining == [other["prediction_id"]], f"other records changed: {remaining}"
 
@@ -71,6 +74,8 @@ def test_forget_and_prune_commands(tmp_path, capsys):
     assert (
         main(["monitor", "forget", "--logs", str(tmp_path), "--id", record["prediction_id"]]) == 0
     )
-    assert "erased 1 record" in capsys.readouterr().out, "forget did not report"
+    out = capsys.readouterr().out
+    assert "1 record(s) removed, 1 of 1 log file(s) rewritten" in out, f"forget said {out!r}"
     assert main(["monitor", "prune", "--logs", str(tmp_path)]) == 0, "prune failed"
-    assert "removed 1 record" in capsys.readouterr().out, "prune did not report"
+    out = capsys.readouterr().out
+    assert "1 record(s) removed, 1 of 1 log file(s) rewritten" in out, f"prune said {out!r}"

@@ -13,10 +13,10 @@ import pytest
 from mlgitops.prediction_log import (
     MonitorUsageError,
     PredictionLogMonitor,
-    forget,
     prediction_files,
     read_predictions,
 )
+from mlgitops.prediction_store import forget
 
 NAME = "mlgitops_predictions"
 
@@ -106,7 +106,7 @@ def test_records_after_a_forget_land_in_the_rewritten_file(tmp_path):
     # monitoring reads. (A writer that kept the old file open lost every later line.)
     monitor = PredictionLogMonitor(NAME, str(tmp_path))
     erased = log_record(monitor, 2)
-    assert forget(tmp_path, erased[:1]), "forget removed nothing"
+    assert forget(tmp_path, erased[:1]).records, "forget removed nothing"
     kept = log_record(monitor, 2, start=10)
     ids = set(read_predictions(tmp_path).frame["prediction_id"])
     assert ids == {erased[1], *kept}, f"log holds {sorted(ids)}"

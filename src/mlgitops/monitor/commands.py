@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -27,22 +28,26 @@ def _reference_md5(lock: Path) -> str:
 def _drift(args: argparse.Namespace) -> int:
     from mlgitops.contract.check import ContractViolation, load_valid_table
     from mlgitops.layout import LayoutError
-    from mlgitops.monitor.drift import measure_drift, select_model, write_outputs
+    from mlgitops.monitor.drift import measure_drift, select_window, write_outputs
     from mlgitops.params import load_params
-    from mlgitops.prediction_log import LogError, read_predictions
+    from mlgitops.prediction_log import LogError
+    from mlgitops.prediction_store import open_store
     from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
         md5 = args.model_md5 or _reference_md5(args.lock)
-        logs = read_predictions(args.logs)
-        current, models = select_model(logs, md5)
+        with open_store(args.logs) as store:
+            window, models = select_window(store, md5, rows=params.monitor.window_rows)
+            logs = store.files_summary()
         reference = load_valid_table(args.reference, params.contract)
-        result = measure_drift(current, reference, contract=params.contract, params=params.monitor)
-    except (ParamsError, LogError, LayoutError, ContractViolation, OSError) as error:
+        result = measure_drift(
+            window.frame, reference, contract=params.contract, params=params.monitor
+        )
+    except (ParamsError, LogError, LayoutError, ContractViolation, OSError, sqlite3.Error) as error:
         logger.error("cannot judge drift: %s", error)
         return CANNOT_JUDGE
-    result.summary.update(model_md5=md5, models_in_log=models, logs=logs.summary())
+    result.summary.update(model_md5=md5, models_in_log=models, logs=logs, window=window.summary())
     written = write_outputs(result, args.output_dir)
     logger.info("wrote %s", ", ".join(map(str, written)))
     print(("DRIFT: " + "; ".join(result.summary["reasons"])) if result.drift_found else "no drift")
@@ -50,28 +55,30 @@ def _drift(args: argparse.Namespace) -> int:
 
 
 def _decay(args: argparse.Namespace) -> int:
-    from mlgitops.monitor.decay import join_feedback, markdown, measure_decay
+    from mlgitops.monitor.decay import markdown, measure_decay
     from mlgitops.params import load_params
-    from mlgitops.prediction_log import LogError, read_feedback, read_predictions
+    from mlgitops.prediction_log import LogError
+    from mlgitops.prediction_store import open_store
     from mlgitops.sections import ParamsError
 
     try:
         params = load_params(args.params)
         training = json.loads(args.metrics.read_text(encoding="utf-8"))
-        predictions = read_predictions(args.logs).frame
-        feedback = read_feedback(args.logs)
-        labelled = join_feedback(predictions, feedback.frame)
+        with open_store(args.logs) as store:
+            window = store.newest_labelled(rows=params.monitor.window_rows)
+            feedback = store.files_summary("feedback")
         summary = measure_decay(
-            labelled,
+            window.frame,
             training=training,
             decay=params.monitor.decay,
             evaluate=params.evaluate,
             task=params.contract.task,
         )
-    except (ParamsError, LogError, OSError, json.JSONDecodeError) as error:
+    except (ParamsError, LogError, OSError, json.JSONDecodeError, sqlite3.Error) as error:
         logger.error("cannot judge decay: %s", error)
         return CANNOT_JUDGE
-    summary["feedback"] = feedback.summary()
+    summary["feedback"] = feedback
+    summary["window"] = window.summary()
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "decay.json").write_text(json.dumps(summary, indent=2) + "\n", "utf-8")
     (args.output_dir / "decay.md").write_text(markdown(summary), encoding="utf-8")
@@ -100,7 +107,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     from mlgitops.params import load_params
-    from mlgitops.prediction_log import prune
+    from mlgitops.prediction_store import prune
     from mlgitops.sections import ParamsError
 
     try:
@@ -108,18 +115,31 @@ def _prune(args: argparse.Namespace) -> int:
     except ParamsError as error:
         logger.error("%s", error)
         return CANNOT_JUDGE
-    removed = prune(args.logs, retention_days=days, now=dt.datetime.now(dt.UTC))
-    print(f"removed {sum(removed.values())} record(s) older than {days} days from {args.logs}")
+    done = prune(args.logs, retention_days=days, now=dt.datetime.now(dt.UTC))
+    print(f"older than {days} days in {args.logs}: {done.describe()}")
     return 0
 
 
 def _forget(args: argparse.Namespace) -> int:
-    from mlgitops.prediction_log import forget
+    from mlgitops.prediction_store import forget
 
-    removed = forget(args.logs, args.ids)
-    for path, count in removed.items():
+    done = forget(args.logs, args.ids)
+    for path, count in done.removed.items():
         logger.info("%s: erased %d line(s)", path, count)
-    print(f"erased {sum(removed.values())} record(s) of {len(args.ids)} prediction id(s)")
+    print(f"{len(args.ids)} prediction id(s) erased: {done.describe()}")
+    return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    from mlgitops.prediction_store import PredictionStore
+
+    with PredictionStore(args.logs) as store:
+        indexed = store.reindex()
+        counts = store.counts()
+    print(
+        f"reindexed {indexed} record(s) into {store.path}: {counts['predictions']} "
+        f"prediction(s), {counts['feedback']} feedback, {counts['corrupt_lines']} corrupt line(s)"
+    )
     return 0
 
 
@@ -204,7 +224,7 @@ def _decay_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    """Add `monitor` (drift, decay, verdict, prune, forget) and `simulate-traffic`.
+    """Add `monitor` (drift, decay, verdict, prune, forget, reindex) and `simulate-traffic`.
 
     Args:
         commands: the `mlgitops` parser's subcommands.
@@ -256,6 +276,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--id", dest="ids", action="append", required=True, help="a prediction id (repeatable)"
     )
     forget.set_defaults(handler=_forget)
+
+    reindex = actions.add_parser(
+        "reindex", help="rebuild the prediction store (SQLite) from the JSON-lines log"
+    )
+    reindex.add_argument(
+        "--logs", type=Path, required=True, help="the service's MLGITOPS_PREDICTION_LOG_DIR"
+    )
+    reindex.set_defaults(handler=_reindex)
 
     simulate = commands.add_parser(
         "simulate-traffic", help="send held-out rows, optionally shifted, to a running service"

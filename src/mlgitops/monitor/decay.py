@@ -13,22 +13,9 @@ from mlgitops.config import EvaluateParams
 from mlgitops.metrics import METRICS, Predictions, safe_score
 from mlgitops.monitor.settings import DecayParams
 from mlgitops.prediction_log import PROBABILITY_PREFIX, LogError
+from mlgitops.prediction_store import window_text
 
 logger = logging.getLogger(__name__)
-
-
-def join_feedback(predictions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
-    """Predictions that received ground truth, with a `label` column (the latest feedback wins).
-
-    The window a prediction falls in is decided by when it was predicted, not labelled.
-    """
-    if feedback.empty or predictions.empty:
-        return predictions.iloc[0:0].assign(label=pd.Series(dtype=object))
-    latest = feedback.sort_values("timestamp").drop_duplicates("prediction_id", keep="last")
-    labels = latest.set_index("prediction_id")["label"]
-    joined = predictions.drop_duplicates("prediction_id", keep="last")
-    joined = joined[joined["prediction_id"].isin(labels.index)]
-    return joined.assign(label=joined["prediction_id"].map(labels).to_numpy())
 
 
 def rolling_windows(
@@ -155,7 +142,8 @@ def markdown(summary: dict[str, Any]) -> str:
         verdict,
         "",
         f"Training: {summary['training']['value']} {bounds}, tolerance {summary['tolerance']}; "
-        f"{summary['labelled_predictions']} labelled predictions.",
+        f"{summary['labelled_predictions']} labelled predictions"
+        f"{window_text(summary.get('window'), 'labelled predictions')}.",
         "",
         f"| window start | window end | labels | {metric} |",
         "|---|---|---:|---:|",

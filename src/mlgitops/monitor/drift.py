@@ -20,7 +20,8 @@ import pandas as pd
 from mlgitops.contract import NUMERIC_DTYPES, ContractParams
 from mlgitops.markdown import fmt
 from mlgitops.monitor.settings import MonitorParams
-from mlgitops.prediction_log import LogError, LogRead
+from mlgitops.prediction_log import LogError
+from mlgitops.prediction_store import PredictionStore, Window, window_text
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +49,23 @@ def _typed(frame: pd.DataFrame, contract: ContractParams, columns: list[str]) ->
     return typed
 
 
-def select_model(logs: LogRead, model_md5: str) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The logged records of model `model_md5`, and the record count of every model seen.
+def select_window(
+    store: PredictionStore, model_md5: str, *, rows: int
+) -> tuple[Window, dict[str, int]]:
+    """The newest `rows` logged records of model `model_md5`, and the count of every model seen.
 
     Raises:
-        LogError: when no record comes from `model_md5`.
+        LogError: when the log holds no usable record, or none from `model_md5`.
     """
-    counts = {str(k): int(v) for k, v in logs.frame["model_md5"].value_counts().items()}
-    selected = logs.frame[logs.frame["model_md5"] == model_md5]
-    if selected.empty:
+    counts = store.model_counts()
+    if not counts:
+        logs = store.files_summary()
+        raise LogError(
+            f"the prediction log under {store.log_dir} holds no usable record: "
+            f"{logs['files']} file(s), {len(logs['empty_files'])} empty, "
+            f"{logs['corrupt_lines']} corrupt line(s)"
+        )
+    if model_md5 not in counts:
         seen = ", ".join(f"{md5} ({n} records)" for md5, n in counts.items())
         raise LogError(
             f"the prediction log holds no prediction of the reference model {model_md5} "
@@ -67,7 +76,14 @@ def select_model(logs: LogRead, model_md5: str) -> tuple[pd.DataFrame, dict[str,
     others = {md5: n for md5, n in counts.items() if md5 != model_md5}
     if others:
         logger.warning("ignoring %d record(s) of other models: %s", sum(others.values()), others)
-    return selected, counts
+    window = store.newest_predictions(model_md5, rows=rows)
+    if window.used < window.available:
+        logger.info(
+            "drift on the newest %d of %d predictions (monitor.window_rows)",
+            window.used,
+            window.available,
+        )
+    return window, counts
 
 
 def _dataset(frame: pd.DataFrame, numerical: list[str], categorical: list[str]) -> Any:
@@ -182,7 +198,7 @@ def measure_drift(
         "drifted_features": drifted,
         "features": per_feature,
         "prediction": prediction,
-        "thresholds": params.model_dump(exclude={"decay", "retention_days"}),
+        "thresholds": params.model_dump(exclude={"decay", "retention_days", "window_rows"}),
     }
     return DriftResult(drift_found=bool(reasons), summary=summary, snapshot=snapshot)
 
@@ -206,7 +222,8 @@ def markdown(summary: dict[str, Any]) -> str:
         verdict,
         "",
         f"{summary['rows']['current']} logged predictions of model "
-        f"`{summary.get('model_md5', '?')}` against {summary['rows']['reference']} training rows.",
+        f"`{summary.get('model_md5', '?')}` against {summary['rows']['reference']} training rows"
+        f"{window_text(summary.get('window'), 'predictions')}.",
         "",
         "| feature | test | p-value | drifted | missing rate | training missing rate |",
         "|---|---|---:|:---:|---:|---:|",

@@ -33,4 +33,7 @@ class MonitorParams(Section):
     # Fewer logged predictions than this: too few to judge, so no verdict (exit code 2).
     min_rows: int = Field(default=30, ge=1)
     retention_days: int = Field(default=30, ge=1)
+    # Drift reads at most this many of the newest predictions of the model, and decay this
+    # many of the newest labelled ones: memory and time stay flat however long the log.
+    window_rows: int = Field(default=50_000, ge=1)
     decay: DecayParams = DecayParams()

@@ -14,6 +14,7 @@ import datetime as dt
 import io
 import logging
 import os
+import sqlite3
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -36,9 +37,10 @@ from mlgitops.prediction_log import (
     PREDICTIONS_FOLDER,
     PredictionLogMonitor,
     append_feedback,
+    feedback_path,
     log_columns,
-    prediction_exists,
 )
+from mlgitops.prediction_store import PredictionStore
 from mlgitops.serving.connections import bound_header_time
 from mlgitops.serving.guards import (
     ApiKeyAuth,
@@ -252,6 +254,8 @@ class MlgitopsService:
         )
         self.seed = int(PACKAGED.metadata.get("seed", 0))
         self.log_dir = os.environ.get(PREDICTION_LOG_ENV, PREDICTION_LOG_DIR)
+        # The log's index (SQLite beside it): /feedback looks ids up here, not in the files.
+        self.prediction_store = PredictionStore(Path(self.log_dir))
         MODEL_INFO.labels(
             git_commit=PACKAGED.labels.get("git_commit", ""),
             model_md5=md5,
@@ -293,6 +297,16 @@ class MlgitopsService:
         ) as monitor:
             for name, role, kind, values in columns:
                 monitor.log_batch(values, name=name, role=role, data_type=kind)
+        if isinstance(monitor, PredictionLogMonitor):
+            self._index(monitor.data_path)
+
+    def _index(self, path: Path) -> None:
+        # The line is logged already; an index that cannot be written now catches up later
+        # (at the next append or on a lookup's miss), so the request does not fail for it.
+        try:
+            self.prediction_store.catch_up([path])
+        except sqlite3.Error as error:
+            logger.warning("prediction store not updated (it catches up later): %s", error)
 
     @bentoml.api(
         input_spec=PredictRequest,
@@ -367,7 +381,7 @@ class MlgitopsService:
         The request model already refused a label that is not one of the classes (typed as
         the target column holds them) or, for a regressor, not a finite number.
         """
-        if not prediction_exists(Path(self.log_dir), prediction_id):
+        if not self.prediction_store.knows(prediction_id):
             message = (
                 "no prediction with this id in the prediction log; send the request_id that "
                 "/predict returned (records past monitor.retention_days or erased on request "
@@ -391,6 +405,7 @@ class MlgitopsService:
                 "model_md5": PACKAGED.labels.get("model_md5"),
             },
         )
+        self._index(feedback_path(Path(self.log_dir)))
         return FeedbackReceipt(prediction_id=prediction_id, recorded_at=now)
 
 
