@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -58,6 +59,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         relative = Path(str(item.fspath)).relative_to(PROJECT_ROOT / "tests")
         if relative.parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, relative.parts[0]))
+
+
+TIER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each phase's time (setup, call, teardown) to its tier, for the budget summary."""
+    parts = report.nodeid.split("::", 1)[0].split("/")
+    tier = parts[1] if len(parts) > 2 and parts[0] == "tests" else ""
+    if tier in TIERS:
+        TIER_SECONDS[tier] = TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The time each tier took, so the suite's budget is tracked tier by tier."""
+    if TIER_SECONDS:
+        terminalreporter.write_sep("-", "time per tier (setup + call + teardown)")
+        for tier, seconds in sorted(TIER_SECONDS.items(), key=lambda kv: -kv[1]):
+            terminalreporter.write_line(f"{seconds:8.1f} s  {tier}")
+        terminalreporter.write_line(f"{sum(TIER_SECONDS.values()):8.1f} s  total")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
