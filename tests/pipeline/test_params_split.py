@@ -122,12 +122,12 @@ def dvc_status(project: Path) -> dict[str, Any]:
 
 
 def test_operational_fields_and_their_code_leave_the_pipeline_clean(trained_copy, seed):
-    # Given a trained copy, when a field of each of serve, deploy, gates and monitor changes
+    # Given a trained copy, when a field of each of serve, deploy, gates, monitor and score changes
     # in params.yaml and the module reading each section is edited, then no stage is stale.
     rng = random.Random(seed)
     params_path = trained_copy / "params.yaml"
     raw = original = yaml.safe_load(params_path.read_text())
-    assert set(OPERATIONAL) == {"serve", "deploy", "gates", "monitor"}, OPERATIONAL
+    assert set(OPERATIONAL) == {"serve", "deploy", "gates", "monitor", "score"}, OPERATIONAL
     changed_fields = []
     for section, module in sorted(OPERATIONAL.items()):
         raw, field = changed_params(raw, section, rng)
