@@ -13,6 +13,7 @@ import yaml
 from harness import REPOSITORY, Repository
 
 from helpers import change_a_hyperparameter, run
+from mlgitops.layout import MODEL_PATH, locked_md5
 
 pytestmark = pytest.mark.slow
 
@@ -108,12 +109,7 @@ def metadata(repo: Repository) -> dict:
 
 def pinned_model_md5(repo: Repository, sha: str) -> str:
     lock = yaml.safe_load(run(["git", "show", f"{sha}:dvc.lock"], repo.origin).stdout)
-    return next(
-        out["md5"]
-        for stage in lock["stages"].values()
-        for out in stage.get("outs", [])
-        if out["path"] == "artifacts/model.joblib"
-    )
+    return locked_md5(lock, MODEL_PATH)
 
 
 def test_a_merge_deploys_to_the_local_target_and_rollback_takes_it_back(local_target):

@@ -14,6 +14,7 @@ from harness import REPOSITORY, Repository
 from helpers import PROJECT_ROOT, run
 from mlgitops.ci import git_tracked_outputs
 from mlgitops.contract.check import read_table
+from mlgitops.layout import MODEL_PATH, locked_md5
 from mlgitops.monitor.traffic import sample_records
 from mlgitops.params import load_params
 
@@ -40,12 +41,7 @@ def test_a_shifted_log_opens_a_retraining_pr_with_every_tracked_output(
     project, _ = trained_origin
     params = load_params(project / "params.yaml")
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    md5 = next(
-        o["md5"]
-        for s in lock["stages"].values()
-        for o in s.get("outs", [])
-        if o["path"] == "artifacts/model.joblib"
-    )
+    md5 = locked_md5(lock, MODEL_PATH)
     held_out = read_table(project / "artifacts" / "test.csv")
     records = sample_records(held_out, params.contract, count=150, shift=1.5, seed=seed)
     frame = pd.DataFrame(records).reindex(columns=list(params.contract.features))

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from harness import REPOSITORY, Repository
 
+from mlgitops.layout import MODEL_PATH, locked_md5
 from mlgitops.params import load_params
 
 pytestmark = pytest.mark.slow
@@ -48,12 +49,7 @@ def test_score_yml_scores_with_the_deployed_model(repository: Repository, traine
     assert result.returncode == 0, result.log[-6000:]
     summary = json.loads((output / "_SUCCESS.json").read_text())
     lock = yaml.safe_load((project / "dvc.lock").read_text())
-    pinned = next(
-        o["md5"]
-        for s in lock["stages"].values()
-        for o in s.get("outs", [])
-        if o["path"] == "artifacts/model.joblib"
-    )
+    pinned = locked_md5(lock, MODEL_PATH)
     assert summary["model_md5"] == pinned
     assert summary["rows_in"] == 300 == summary["scored"] + summary["quarantined"], summary
     assert repo.state.calls_to("GET", f"/repos/{REPOSITORY}/actions/workflows/deploy.yml/runs")
