@@ -28,7 +28,8 @@ def check_stratifiable(labels: pd.Series, *, test_size: float, target: str, fix:
     if single:
         raise SplitError(
             f"a stratified split needs at least 2 rows of every class of '{target}', but "
-            f"{single} of its {len(counts)} classes have 1 row: {fix}"
+            f"{single} of its {len(counts)} classes {'has' if single == 1 else 'have'} only 1 row: "
+            f"{fix}"
         )
     rows = len(labels)
     n_test = math.ceil(test_size * rows)

@@ -37,6 +37,12 @@ def test_refuses_exactly_what_scikit_learn_cannot_split(counts, test_size, seed)
 
 def test_single_row_classes_are_counted_not_listed():
     labels = pd.Series(["a"] * 5 + ["b"] * 5 + ["secret-1", "secret-2"])
-    with pytest.raises(SplitError, match="2 of its 4 classes have 1 row") as caught:
+    with pytest.raises(SplitError, match="2 of its 4 classes have only 1 row") as caught:
         check_stratifiable(labels, test_size=0.2, target="y", fix="drop them")
     assert "secret" not in str(caught.value)
+
+
+def test_one_single_row_class_is_named_in_the_singular():
+    labels = pd.Series(["a"] * 5 + ["b"] * 5 + ["lonely"])
+    with pytest.raises(SplitError, match="1 of its 3 classes has only 1 row"):
+        check_stratifiable(labels, test_size=0.2, target="y", fix="drop it")
